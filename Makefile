@@ -28,13 +28,13 @@ pytest: install
 test: lint typecheck pytest
 
 demo: install
-	$(PY) -m airflow_ssm_delegate.demo
+	$(PY) -m airflow_ssm_delegate.local.demo
 
 bench: install
 	$(PY) benchmarks/run.py
 
 airflow: install
-	$(PY) -m airflow_ssm_delegate.demo --airflow
+	$(PY) -m airflow_ssm_delegate.local.demo --airflow
 
 local: install
 	$(BIN)/ssm-delegate-local --port 4566
