@@ -1,0 +1,34 @@
+"""Example configuration shipped with the package: a delegation policy and the three personas' IAM policies.
+
+The settings below are shared by the example DAGs and every set-up that creates their Airflow pool
+(``make demo``/``make airflow``, docker-compose's ``airflow-init``, the end-to-end tests): no drift.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXAMPLES_DIR = Path(__file__).parent
+
+# Bounds the number of maintenance executions running at once across all DAG runs and backfills. The pool
+# counts deferred tasks (``include_deferred``): a deferred task holds no worker slot, so without that
+# neither max_active_tasks nor the pool would limit how many long executions run at once (AWS allows 100
+# concurrent automations per account).
+AUTOMATION_POOL = "ssm_automation"
+AUTOMATION_POOL_SLOTS = 2
+AUTOMATION_POOL_DESCRIPTION = (
+    "Concurrent SSM Automation executions of the example DAGs (deferred tasks count)"
+)
+
+
+def pool_set_command(airflow: str = "airflow") -> list[str]:
+    """The ``airflow pools set`` command line that creates the example pool."""
+    return [
+        airflow,
+        "pools",
+        "set",
+        AUTOMATION_POOL,
+        str(AUTOMATION_POOL_SLOTS),
+        AUTOMATION_POOL_DESCRIPTION,
+        "--include-deferred",
+    ]
