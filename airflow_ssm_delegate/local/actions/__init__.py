@@ -1,0 +1,30 @@
+"""The actions the local runtime supports: ``REGISTRY`` maps an action name to its implementation.
+
+A runbook using an action not in the registry is refused at start (see ``engine``), so the supported
+set is exactly this mapping's keys.
+"""
+
+from __future__ import annotations
+
+from airflow_ssm_delegate.local.actions import api, automation, command, ec2, flow
+from airflow_ssm_delegate.local.actions.base import Action
+
+REGISTRY: dict[str, Action] = {
+    "aws:runInstances": ec2.run_instances,
+    "aws:createTags": ec2.create_tags,
+    "aws:changeInstanceState": ec2.change_instance_state,
+    "aws:createImage": ec2.create_image,
+    "aws:deleteImage": ec2.delete_image,
+    "aws:executeAwsApi": api.execute_aws_api,
+    "aws:waitForAwsResourceProperty": api.wait_for_aws_resource_property,
+    "aws:assertAwsResourceProperty": api.assert_aws_resource_property,
+    "aws:branch": flow.branch,
+    "aws:sleep": flow.sleep,
+    "aws:pause": flow.pause,
+    "aws:approve": flow.approve,
+    "aws:executeAutomation": automation.execute_automation,
+    "aws:runCommand": command.run_command,
+}
+SUPPORTED_ACTIONS = frozenset(REGISTRY)
+
+__all__ = ["REGISTRY", "SUPPORTED_ACTIONS", "Action"]

@@ -1,0 +1,217 @@
+"""EC2 actions: aws:runInstances, aws:createTags, aws:changeInstanceState, aws:createImage, aws:deleteImage.
+
+Each makes the real EC2 calls (against the local endpoint) and waits, by polling on the simulated clock,
+for the state AWS waits for: instances running (or the desired state), images available.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from airflow_ssm_delegate.local.actions.base import (
+    Done,
+    Outcome,
+    StepContext,
+    StepFailure,
+    poll,
+    reject_unknown_inputs,
+    require,
+    string_list,
+)
+
+_RUN_INSTANCES_PASSTHROUGH = {
+    "InstanceType": "InstanceType",
+    "AdditionalInfo": "AdditionalInfo",
+    "BlockDeviceMappings": "BlockDeviceMappings",
+    "ClientToken": "ClientToken",
+    "DisableApiTermination": "DisableApiTermination",
+    "EbsOptimized": "EbsOptimized",
+    "InstanceInitiatedShutdownBehavior": "InstanceInitiatedShutdownBehavior",
+    "KernelId": "KernelId",
+    "KeyName": "KeyName",
+    "NetworkInterfaces": "NetworkInterfaces",
+    "Placement": "Placement",
+    "PrivateIpAddress": "PrivateIpAddress",
+    "RamdiskId": "RamdiskId",
+    "SecurityGroupIds": "SecurityGroupIds",
+    "SecurityGroups": "SecurityGroups",
+    "SubnetId": "SubnetId",
+    "TagSpecifications": "TagSpecifications",
+}
+_RUN_INSTANCES_INPUTS = frozenset(
+    {
+        "ImageId",
+        "MinInstanceCount",
+        "MaxInstanceCount",
+        "IamInstanceProfileArn",
+        "IamInstanceProfileName",
+        "Monitoring",
+        "UserData",
+        *_RUN_INSTANCES_PASSTHROUGH,
+    }
+)
+DESIRED_STATES = ("running", "stopped", "terminated")
+
+
+def _count(inputs: dict[str, Any], name: str, default: int) -> int:
+    value = inputs.get(name, default)
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        raise StepFailure(f"Input {name} must be an integer, got {value!r}.", "Verification") from None
+    if count < 1:
+        raise StepFailure(f"Input {name} must be at least 1, got {count}.", "Verification")
+    return count
+
+
+def _run_instances_request(inputs: dict[str, Any]) -> dict[str, Any]:
+    reject_unknown_inputs(inputs, "aws:runInstances", _RUN_INSTANCES_INPUTS)
+    minimum = _count(inputs, "MinInstanceCount", 1)
+    request: dict[str, Any] = {
+        "ImageId": require(inputs, "ImageId", str),
+        "MinCount": minimum,
+        "MaxCount": _count(inputs, "MaxInstanceCount", minimum),
+    }
+    request.update({api: inputs[key] for key, api in _RUN_INSTANCES_PASSTHROUGH.items() if key in inputs})
+    if "IamInstanceProfileArn" in inputs:
+        request["IamInstanceProfile"] = {"Arn": inputs["IamInstanceProfileArn"]}
+    elif "IamInstanceProfileName" in inputs:
+        request["IamInstanceProfile"] = {"Name": inputs["IamInstanceProfileName"]}
+    if "Monitoring" in inputs:
+        request["Monitoring"] = {"Enabled": bool(inputs["Monitoring"])}
+    if "UserData" in inputs:  # the input is base64 already; boto3 encodes again
+        try:
+            request["UserData"] = base64.b64decode(str(inputs["UserData"]), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise StepFailure("Input UserData must be base64-encoded text.", "Verification") from None
+    return request
+
+
+def _instance_states(ctx: StepContext, instance_ids: list[str]) -> dict[str, str]:
+    response = ctx.client("ec2").describe_instances(InstanceIds=instance_ids)
+    return {
+        instance["InstanceId"]: instance["State"]["Name"]
+        for reservation in response.get("Reservations", [])
+        for instance in reservation.get("Instances", [])
+    }
+
+
+def _wait_for_state(ctx: StepContext, instance_ids: list[str], desired: str) -> Outcome:
+    def check(current: StepContext) -> Outcome | None:
+        states = _instance_states(current, instance_ids)
+        missing = [i for i in instance_ids if i not in states]
+        if missing and desired != "terminated":
+            raise StepFailure(f"Instance(s) {', '.join(missing)} not found.", "Action")
+        if all(states.get(i, "terminated") == desired for i in instance_ids):
+            return Done(
+                {
+                    "InstanceIds": instance_ids,
+                    "InstanceStates": [states.get(i, desired) for i in instance_ids],
+                }
+            )
+        return None
+
+    return poll(ctx, check, f"instance(s) {', '.join(instance_ids)} to be {desired}")
+
+
+def run_instances(ctx: StepContext) -> Outcome:
+    response = ctx.client("ec2").run_instances(**_run_instances_request(ctx.inputs))
+    instance_ids = [instance["InstanceId"] for instance in response.get("Instances", [])]
+    return _wait_for_state(ctx, instance_ids, "running")
+
+
+def create_tags(ctx: StepContext) -> Outcome:
+    reject_unknown_inputs(ctx.inputs, "aws:createTags", frozenset({"ResourceIds", "Tags", "ResourceType"}))
+    resource_ids = string_list(ctx.inputs, "ResourceIds")
+    tags = require(ctx.inputs, "Tags", list)
+    if not all(isinstance(tag, dict) and isinstance(tag.get("Key"), str) for tag in tags):
+        raise StepFailure("Input Tags must be a list of {Key, Value} maps.", "Verification")
+    tags = [{"Key": tag["Key"], "Value": str(tag.get("Value", ""))} for tag in tags]
+    resource_type = str(ctx.inputs.get("ResourceType", "EC2"))
+    if resource_type == "EC2":
+        ctx.client("ec2").create_tags(Resources=resource_ids, Tags=tags)
+    elif resource_type in ("ManagedInstance", "MaintenanceWindow", "Parameter"):
+        ssm = ctx.client("ssm")
+        for resource_id in resource_ids:
+            ssm.add_tags_to_resource(ResourceType=resource_type, ResourceId=resource_id, Tags=tags)
+    else:
+        raise StepFailure(
+            f"ResourceType {resource_type!r} is not one of EC2, ManagedInstance, MaintenanceWindow, "
+            "Parameter.",
+            "Verification",
+        )
+    return Done()
+
+
+def change_instance_state(ctx: StepContext) -> Outcome:
+    reject_unknown_inputs(
+        ctx.inputs,
+        "aws:changeInstanceState",
+        frozenset({"InstanceIds", "DesiredState", "CheckStateOnly", "Force", "AdditionalInfo"}),
+    )
+    instance_ids = string_list(ctx.inputs, "InstanceIds")
+    desired = require(ctx.inputs, "DesiredState", str)
+    if desired not in DESIRED_STATES:
+        raise StepFailure(
+            f"DesiredState {desired!r} must be one of {', '.join(DESIRED_STATES)}.", "Verification"
+        )
+    if str(ctx.inputs.get("CheckStateOnly", False)).lower() != "true":
+        ec2 = ctx.client("ec2")
+        if desired == "running":
+            ec2.start_instances(InstanceIds=instance_ids)
+        elif desired == "stopped":
+            ec2.stop_instances(
+                InstanceIds=instance_ids, Force=str(ctx.inputs.get("Force", False)).lower() == "true"
+            )
+        else:
+            ec2.terminate_instances(InstanceIds=instance_ids)
+    return _wait_for_state(ctx, instance_ids, desired)
+
+
+def create_image(ctx: StepContext) -> Outcome:
+    reject_unknown_inputs(
+        ctx.inputs,
+        "aws:createImage",
+        frozenset({"InstanceId", "ImageName", "ImageDescription", "NoReboot", "BlockDeviceMappings"}),
+    )
+    request: dict[str, Any] = {
+        "InstanceId": require(ctx.inputs, "InstanceId", str),
+        "Name": require(ctx.inputs, "ImageName", str),
+    }
+    if "ImageDescription" in ctx.inputs:
+        request["Description"] = str(ctx.inputs["ImageDescription"])
+    if "NoReboot" in ctx.inputs:
+        request["NoReboot"] = str(ctx.inputs["NoReboot"]).lower() == "true"
+    if "BlockDeviceMappings" in ctx.inputs:
+        request["BlockDeviceMappings"] = ctx.inputs["BlockDeviceMappings"]
+    image_id = ctx.client("ec2").create_image(**request)["ImageId"]
+
+    def check(current: StepContext) -> Outcome | None:
+        images = current.client("ec2").describe_images(ImageIds=[image_id]).get("Images", [])
+        state = images[0].get("State", "pending") if images else "pending"
+        if state == "available":
+            return Done({"ImageId": image_id, "ImageState": state})
+        if state in ("failed", "error", "invalid", "deregistered"):
+            raise StepFailure(f"Image {image_id} ended in state {state}.", "Action")
+        return None
+
+    return poll(ctx, check, f"image {image_id} to be available")
+
+
+def delete_image(ctx: StepContext) -> Outcome:
+    reject_unknown_inputs(ctx.inputs, "aws:deleteImage", frozenset({"ImageId"}))
+    image_id = require(ctx.inputs, "ImageId", str)
+    ec2 = ctx.client("ec2")
+    images = ec2.describe_images(ImageIds=[image_id]).get("Images", [])
+    snapshot_ids = [
+        mapping["Ebs"]["SnapshotId"]
+        for image in images
+        for mapping in image.get("BlockDeviceMappings", [])
+        if mapping.get("Ebs", {}).get("SnapshotId")
+    ]
+    ec2.deregister_image(ImageId=image_id)
+    for snapshot_id in snapshot_ids:
+        ec2.delete_snapshot(SnapshotId=snapshot_id)
+    return Done()

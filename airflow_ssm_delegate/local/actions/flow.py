@@ -1,0 +1,131 @@
+"""Flow-control actions: aws:sleep, aws:pause, aws:approve, aws:branch (no AWS resources touched)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import isodate
+
+from airflow_ssm_delegate.local.actions.base import (
+    Done,
+    Outcome,
+    Signal,
+    StepContext,
+    StepFailure,
+    WaitForSignal,
+    WaitUntil,
+    require,
+    string_list,
+)
+from airflow_ssm_delegate.local.conditions import ChoiceError, choose
+
+MAX_SLEEP = timedelta(days=7)
+APPROVAL_TIMEOUT = timedelta(days=7)
+
+
+def sleep_end(inputs: dict[str, Any], started: datetime) -> datetime:
+    """When an aws:sleep step with these (rendered) inputs started at ``started`` ends.
+
+    Public so observers (e.g. a poller) can compute the same instant from the step's Inputs.
+    """
+    duration, timestamp = inputs.get("Duration"), inputs.get("Timestamp")
+    if (duration is None) == (timestamp is None):
+        raise StepFailure(
+            "aws:sleep needs exactly one of Duration (ISO-8601, e.g. PT10M) or Timestamp.", "Verification"
+        )
+    if duration is not None:
+        try:
+            delta = isodate.parse_duration(str(duration))
+        except (isodate.ISO8601Error, ValueError):
+            raise StepFailure(
+                f"Duration {duration!r} is not an ISO-8601 duration such as PT10M or PT2H.", "Verification"
+            ) from None
+        if not isinstance(delta, timedelta):
+            raise StepFailure(
+                f"Duration {duration!r} uses years or months; use days, hours, minutes or seconds.",
+                "Verification",
+            )
+        if delta > MAX_SLEEP:
+            raise StepFailure(f"Duration {duration!r} exceeds aws:sleep's maximum of 7 days.", "Verification")
+        return started + max(delta, timedelta(0))
+    try:
+        end = isodate.parse_datetime(str(timestamp))
+    except (isodate.ISO8601Error, ValueError):
+        raise StepFailure(
+            f"Timestamp {timestamp!r} is not an ISO-8601 time such as 2026-01-01T00:00:00Z.", "Verification"
+        ) from None
+    if end.tzinfo is None:
+        end = end.replace(tzinfo=timezone.utc)
+    if end - started > MAX_SLEEP:
+        raise StepFailure(
+            f"Timestamp {timestamp!r} is more than aws:sleep's maximum of 7 days away.", "Verification"
+        )
+    return max(end, started)
+
+
+def sleep(ctx: StepContext) -> Outcome:
+    return WaitUntil(sleep_end(ctx.inputs, ctx.now()), lambda _ctx: Done())
+
+
+def pause(ctx: StepContext) -> Outcome:
+    return WaitForSignal(frozenset({"Resume"}), lambda _ctx, _signal: Done())
+
+
+def _is_approver(sender: str, approvers: list[str]) -> bool:
+    """An approver entry may be a user/role name or ARN; an assumed-role session matches its role."""
+    sender_parts = set(sender.split("/")[1:])
+    return any(sender == a or a.split("/")[-1] in sender_parts or sender.endswith(f"/{a}") for a in approvers)
+
+
+def approve(ctx: StepContext) -> Outcome:
+    approvers = string_list(ctx.inputs, "Approvers")
+    minimum = int(ctx.inputs.get("MinRequiredApprovals", 1) or 1)
+    if not 1 <= minimum <= len(approvers):
+        raise StepFailure(
+            f"MinRequiredApprovals is {minimum} but there are {len(approvers)} Approvers; "
+            f"use 1..{len(approvers)}.",
+            "Verification",
+        )
+    topic = ctx.inputs.get("NotificationArn")
+    if topic:
+        message = str(ctx.inputs.get("Message") or f"Automation {ctx.execution_id} waits for your approval.")
+        ctx.client("sns").publish(TopicArn=str(topic), Message=message)
+    decisions: dict[str, str] = {}
+
+    def accepts(signal: Signal) -> str | None:
+        if signal.sender and not _is_approver(signal.sender, approvers):
+            return f"{signal.sender} is not one of the step's Approvers ({', '.join(approvers)})."
+        return None
+
+    def on_signal(_ctx: StepContext, signal: Signal) -> Outcome:
+        who = signal.sender or f"approver-{len(decisions) + 1}"
+        if signal.type == "Reject":
+            decisions[who] = "Rejected"
+            comment = signal.first("Comment")
+            raise StepFailure(f"Rejected by {who}" + (f": {comment}" if comment else "."), "Action")
+        decisions[who] = "Approved"
+        if sum(1 for d in decisions.values() if d == "Approved") >= minimum:
+            return Done({"ApprovalStatus": "Approved", "ApproverDecisions": json.dumps(decisions)})
+        return waiting
+
+    waiting = WaitForSignal(
+        frozenset({"Approve", "Reject"}),
+        on_signal,
+        deadline=ctx.now() + APPROVAL_TIMEOUT,
+        deadline_message="No decision within aws:approve's 7-day limit.",
+        accepts=accepts,
+    )
+    return waiting
+
+
+def branch(ctx: StepContext) -> Outcome:
+    default = ctx.inputs.get("Default")
+    try:
+        target = choose(require(ctx.inputs, "Choices", list), str(default) if default else None)
+    except ChoiceError as error:
+        raise StepFailure(str(error), "Verification") from None
+    if target is None:
+        raise StepFailure("No choice matched and the step has no Default.", "Verification")
+    return Done(next_step=target)

@@ -1,0 +1,818 @@
+"""The local Automation engine: starts, runs, signals, stops and reports runbook executions.
+
+Design (why it scales to 1,000 concurrent executions without 1,000 threads): an execution is a state
+machine, not a thread. Actions return ``Done`` / ``WaitUntil`` / ``WaitForSignal`` (see
+``actions.base``); the engine keeps waits as entries in one timer heap (``TimerScheduler``) or in the
+execution's signal slot, and runs the short calls between waits on a small worker pool. Every
+scheduled call carries the execution's ``generation``; stopping, signalling or timing out bumps it, so
+stale timers fall through harmlessly. Every exception inside a step becomes a step failure, and any
+unexpected error in the engine itself ends the execution Failed: none stays InProgress forever.
+
+Locks: one per execution, never two at a time; anything crossing executions (a child telling its
+parent it ended, a parent cancelling its children) goes through the worker pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow_ssm_delegate.documents.model import (
+    ParameterValidationError,
+    Runbook,
+    StepSpec,
+    resolve_parameters,
+)
+from airflow_ssm_delegate.documents.parameters import check_value
+from airflow_ssm_delegate.documents.references import render
+from airflow_ssm_delegate.local.actions import REGISTRY
+from airflow_ssm_delegate.local.actions.base import (
+    CHILD_FINISHED,
+    Continuation,
+    Done,
+    Outcome,
+    SessionExpired,
+    Signal,
+    StepFailure,
+    WaitForSignal,
+    WaitUntil,
+)
+from airflow_ssm_delegate.local.clients import ClientCache, GuardedClient
+from airflow_ssm_delegate.local.errors import AutomationApiError
+from airflow_ssm_delegate.local.execution import ACTIVE_STEP_STATUSES, Execution, StepRecord
+from airflow_ssm_delegate.local.identity import Authorizer, Caller, Credentials
+from airflow_ssm_delegate.local.listing import page_executions, page_steps
+from airflow_ssm_delegate.local.outputs import step_outputs
+from airflow_ssm_delegate.local.scheduler import TimerScheduler
+
+if TYPE_CHECKING:
+    from airflow_ssm_delegate.local.clock import SimulatedClock
+
+__all__ = ["Authorizer", "AutomationEngine", "Caller", "Credentials", "DocumentLoader"]
+
+log = logging.getLogger(__name__)
+
+DocumentLoader = Callable[[str, "str | None"], tuple[str, str, Runbook]]
+#: Without a service role the execution runs on the caller's session, which AWS expires after 12 hours.
+CALLER_SESSION_LIFETIME = timedelta(hours=12)
+MAX_TAGS = 5
+SIGNAL_TYPES = frozenset({"Approve", "Reject", "StartStep", "StopStep", "Resume", "Revoke"})
+STOP_TYPES = frozenset({"Cancel", "Complete"})
+#: Request keys of StartAutomationExecution this runtime does not implement (rate control, multi-account,
+#: alarms, change calendars): refused by name rather than silently ignored.
+UNSUPPORTED_REQUEST_KEYS = frozenset(
+    {
+        "TargetParameterName",
+        "Targets",
+        "TargetMaps",
+        "MaxConcurrency",
+        "MaxErrors",
+        "TargetLocations",
+        "TargetLocationsURL",
+        "AlarmConfiguration",
+    }
+)
+
+
+def _session_expired_message(api: str) -> str:
+    return (
+        f"The caller's session this execution runs on expired 12 hours after the execution started, so "
+        f"{api} was refused. The execution has no service role (AutomationAssumeRole): executions that run "
+        f"over 12 hours need a service role - pass AutomationAssumeRole."
+    )
+
+
+class _StepContext:
+    """The ``StepContext`` an action gets: rendered inputs, clients, the clock, child executions."""
+
+    def __init__(self, engine: AutomationEngine, execution: Execution, record: StepRecord) -> None:
+        self._engine = engine
+        self._execution = execution
+        self.step: StepSpec = record.spec
+        self.inputs: dict[str, Any] = {}
+        self.execution_id = execution.id
+        self.state: dict[str, Any] = {}
+
+    def now(self) -> datetime:
+        return self._engine.clock.now()
+
+    def later(self, sim_seconds: float, then: Continuation) -> WaitUntil:
+        return WaitUntil(self.now() + timedelta(seconds=sim_seconds), then)
+
+    def client(self, service: str) -> Any:
+        execution = self._execution
+        if execution.credentials is None:
+            raise StepFailure("The execution has no credentials to call AWS with.", "Internal")
+        return GuardedClient(self._engine.clients.get(execution.credentials, service), self._check_session)
+
+    def _check_session(self, api: str) -> None:
+        expires = self._execution.session_expires
+        if expires is not None and self.now() >= expires:
+            raise SessionExpired(
+                _session_expired_message(api), "Permission", {"ErrorCode": ["ExpiredToken"], "Api": [api]}
+            )
+
+    def start_child(self, request: dict[str, Any]) -> str:
+        execution = self._execution
+        if execution.credentials is None:
+            raise StepFailure("The execution has no credentials to start a child with.", "Internal")
+        self._check_session("ssm:StartAutomationExecution")
+        caller = Caller(execution.identity_arn, execution.credentials)
+        try:
+            child_id = self._engine._start(request, caller, parent=execution)
+        except AutomationApiError as error:
+            failure_type = "Permission" if "AccessDenied" in error.code else "Action"
+            raise StepFailure(
+                f"ssm:StartAutomationExecution of the child failed ({error.code}): {error.message}",
+                failure_type,
+                {"ErrorCode": [error.code], "Api": ["ssm:StartAutomationExecution"]},
+            ) from None
+        with execution.lock:
+            execution.children.append(child_id)
+        return child_id
+
+    def child(self, execution_id: str) -> dict[str, Any]:
+        return self._engine.get(execution_id)
+
+
+class AutomationEngine:
+    """Executes schema-0.3 runbooks against the local endpoint, as SSM Automation does on AWS."""
+
+    def __init__(
+        self,
+        *,
+        clock: SimulatedClock,
+        endpoint_url: str,
+        region: str,
+        account_id: str,
+        authorizer: Authorizer,
+        load_document: DocumentLoader,
+        workers: int = 8,
+    ) -> None:
+        self.clock = clock
+        self.region = region
+        self.account_id = account_id
+        self.authorizer = authorizer
+        self.load_document = load_document
+        self.clients = ClientCache(endpoint_url, region)
+        self._scheduler = TimerScheduler(clock, workers)
+        self._executions: dict[str, Execution] = {}
+        self._tokens: dict[str, tuple[str, str]] = {}  # ClientToken -> (request fingerprint, execution id)
+        self._lock = threading.Lock()
+        self._sequence = itertools.count(1)
+        self.steps_started = 0  # for the benchmark: step attempts begun since creation
+
+    # ----------------------------------------------------------------------------------------- API
+    def start(self, request: dict[str, Any], caller: Caller) -> str:
+        """StartAutomationExecution: validate, authorise, then run in the background; the execution id."""
+        return self._start(request, caller, parent=None)
+
+    def get(self, execution_id: str) -> dict[str, Any]:
+        """GetAutomationExecution's ``AutomationExecution``."""
+        execution = self._execution(execution_id)
+        with execution.lock:
+            return execution.to_api()
+
+    def tags(self, execution_id: str) -> list[dict[str, str]]:
+        """The execution's tags (ListTagsForResource with ResourceType Automation)."""
+        execution = self._execution(execution_id)
+        with execution.lock:
+            return [dict(tag) for tag in execution.tags]
+
+    def describe(
+        self, filters: list[dict[str, Any]] | None, max_results: int | None, next_token: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """DescribeAutomationExecutions: newest first, filters AND-ed, values of one filter OR-ed."""
+        with self._lock:
+            executions = list(self._executions.values())
+        return page_executions(executions, filters or [], max_results, next_token)
+
+    def step_executions(
+        self,
+        execution_id: str,
+        filters: list[dict[str, Any]] | None = None,
+        max_results: int | None = None,
+        next_token: str | None = None,
+        reverse_order: bool = False,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """DescribeAutomationStepExecutions."""
+        execution = self._execution(execution_id)
+        with execution.lock:
+            records = [record.to_api() for record in execution.steps]
+        return page_steps(records, filters or [], max_results, next_token, reverse_order)
+
+    def stop(self, execution_id: str, stop_type: str = "Cancel") -> None:
+        """StopAutomationExecution.
+
+        Cancel: Cancelling at once, the running step ends Cancelled, its ``onCancel: step:X`` runs, then
+        Cancelled. Complete: no further step runs and no onCancel; the running step is cancelled and the
+        execution ends ``CompletedWithSuccess`` (``CompletedWithFailure`` if a critical step had failed),
+        the statuses the API defines for an execution completed early.
+        """
+        if stop_type not in STOP_TYPES:
+            raise AutomationApiError("ValidationException", f"Type {stop_type!r} must be Cancel or Complete.")
+        execution = self._execution(execution_id)
+        with execution.lock:
+            if execution.finished:
+                raise AutomationApiError(
+                    "InvalidAutomationStatusUpdateException",
+                    f"Execution {execution_id} already ended with status {execution.status}; only running "
+                    "executions can be stopped.",
+                )
+            if execution.cancelling:
+                return  # already stopping: a repeated Cancel is not an error
+            if stop_type == "Cancel":
+                execution.cancelling = True
+                execution.status = "Cancelling"
+            if execution.busy:
+                execution.stop_requested = stop_type
+            else:
+                self._stop_now(execution, stop_type)
+
+    def signal(
+        self,
+        execution_id: str,
+        signal_type: str,
+        payload: dict[str, Any] | None,
+        caller: Caller | None = None,
+    ) -> None:
+        """SendAutomationSignal; ``caller`` (optional) lets aws:approve check the step's Approvers."""
+        if signal_type not in SIGNAL_TYPES:
+            raise AutomationApiError(
+                "InvalidAutomationSignalException",
+                f"SignalType {signal_type!r} is not one of {', '.join(sorted(SIGNAL_TYPES))}.",
+            )
+        payload = {
+            str(k): [str(i) for i in (v if isinstance(v, list) else [v])] for k, v in (payload or {}).items()
+        }
+        execution = self._execution(execution_id)
+        signal = Signal(signal_type, payload, caller.arn if caller else None)
+        with execution.lock:
+            if execution.finished:
+                raise AutomationApiError(
+                    "InvalidAutomationSignalException",
+                    f"Execution {execution_id} already ended with status {execution.status}.",
+                )
+            if signal_type == "StartStep":
+                self._signal_start_step(execution, signal)
+            elif signal_type == "StopStep":
+                self._signal_stop_step(execution, signal)
+            else:
+                self._deliver(execution, signal)
+
+    def wait(self, execution_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """Block until the execution ends (or ``timeout`` wall seconds pass); its AutomationExecution."""
+        self._execution(execution_id).done.wait(timeout)
+        return self.get(execution_id)
+
+    def shutdown(self) -> None:
+        self._scheduler.shutdown()
+
+    # ------------------------------------------------------------------------------------ starting
+    def _execution(self, execution_id: str) -> Execution:
+        with self._lock:
+            execution = self._executions.get(str(execution_id))
+        if execution is None:
+            raise AutomationApiError(
+                "AutomationExecutionNotFoundException", f"There is no automation execution {execution_id!r}."
+            )
+        return execution
+
+    def _start(self, request: dict[str, Any], caller: Caller, parent: Execution | None) -> str:
+        if not isinstance(request, dict):
+            raise AutomationApiError("ValidationException", "The request body must be a JSON object.")
+        name = request.get("DocumentName")
+        if not isinstance(name, str) or not name:
+            raise AutomationApiError("ValidationException", "DocumentName is required.")
+        unsupported = sorted(UNSUPPORTED_REQUEST_KEYS & set(request))
+        if unsupported:
+            raise AutomationApiError(
+                "InvalidAutomationExecutionParametersException",
+                f"The local runtime does not support {', '.join(unsupported)} (rate control, multi-account "
+                "and alarms); start one execution per target instead.",
+            )
+        mode = request.get("Mode", "Auto")
+        if mode not in ("Auto", "Interactive"):
+            raise AutomationApiError("ValidationException", f"Mode {mode!r} must be Auto or Interactive.")
+        tags = _checked_tags(request.get("Tags"))
+        version = request.get("DocumentVersion")
+        document_name, document_version, runbook = self.load_document(name, version)
+        _check_supported_actions(runbook)
+        api_parameters = request.get("Parameters") or {}
+        if not isinstance(api_parameters, dict):
+            raise AutomationApiError(
+                "InvalidAutomationExecutionParametersException", "Parameters must be a map of name to values."
+            )
+        try:
+            values = resolve_parameters(runbook, api_parameters)
+        except ParameterValidationError as error:
+            raise AutomationApiError("InvalidAutomationExecutionParametersException", str(error)) from None
+        role_arn = _role_arn(runbook, values)
+        self.authorizer.authorize_start(caller, document_name, document_version, role_arn)
+        token = request.get("ClientToken")
+        fingerprint = json.dumps(
+            {"request": {k: v for k, v in request.items() if k != "ClientToken"}, "caller": caller.arn},
+            sort_keys=True,
+            default=str,
+        )
+        with self._lock:
+            if token is not None:
+                known = self._tokens.get(str(token))
+                if known is not None:
+                    if known[0] != fingerprint:
+                        raise AutomationApiError(
+                            "IdempotentParameterMismatch",
+                            f"ClientToken {token} was already used by execution {known[1]} with a different "
+                            "request; use a new token for a new execution.",
+                        )
+                    return known[1]
+            execution = Execution(
+                id=str(uuid.uuid4()),
+                sequence=next(self._sequence),
+                document_name=document_name,
+                document_version=document_version,
+                runbook=runbook,
+                mode=mode,
+                values=values,
+                parameters={n: check_value(runbook.parameters[n], v)[0] for n, v in values.items()},
+                caller=caller,
+                role_arn=role_arn,
+                tags=tags,
+                started=self.clock.now(),
+                parent_id=parent.id if parent else None,
+            )
+            self._executions[execution.id] = execution
+            if token is not None:
+                self._tokens[str(token)] = (fingerprint, execution.id)
+        self._scheduler.submit(lambda: self._begin(execution))
+        return execution.id
+
+    def _begin(self, execution: Execution) -> None:
+        """First call of an execution, on a worker: take on its identity, then run the first step."""
+        credentials: Credentials | None = None
+        problem = None
+        if execution.role_arn:
+            try:
+                credentials = self.authorizer.assume_service_role(execution.role_arn, execution.id)
+            except AutomationApiError as error:
+                problem = (
+                    f"The defined assume role {execution.role_arn} is unable to be assumed: {error.message}"
+                )
+            except Exception as error:
+                problem = f"The defined assume role {execution.role_arn} is unable to be assumed: {error}"
+        with execution.lock:
+            if execution.finished:
+                return
+            if problem:
+                self._finish(execution, "Failed", problem)
+                return
+            if credentials is not None and execution.role_arn:
+                execution.credentials = credentials
+                role_name = execution.role_arn.rsplit("/", 1)[-1]
+                execution.identity_arn = (
+                    f"arn:aws:sts::{self.account_id}:assumed-role/{role_name}/{execution.id}"
+                )
+            else:
+                execution.credentials = execution.caller.credentials
+                execution.identity_arn = execution.caller.arn
+                execution.session_expires = execution.started + CALLER_SESSION_LIFETIME
+            if execution.cancelling:
+                self._finish(execution, "Cancelled")
+                return
+            execution.status = "InProgress"
+            self._guard(execution, lambda: self._enter_step(execution, execution.runbook.steps[0]))
+
+    # ------------------------------------------------------------------------------------- running
+    def _guard(self, execution: Execution, work: Callable[[], None]) -> None:
+        """Run engine bookkeeping; an unexpected error ends the execution Failed instead of hanging it."""
+        try:
+            work()
+        except Exception as error:
+            log.exception("engine error in execution %s", execution.id)
+            if not execution.finished:
+                self._finish(execution, "Failed", f"Internal error of the local runtime: {error!r}")
+
+    def _enter_step(self, execution: Execution, spec: StepSpec) -> None:
+        record = StepRecord(spec)
+        execution.steps.append(record)
+        execution.current = record
+        if execution.mode == "Interactive" and not execution.cancelling:
+            execution.awaiting_start = True
+            execution.status = "Waiting"
+            return
+        self._run_step(execution, record)
+
+    def _run_step(self, execution: Execution, record: StepRecord) -> None:
+        now = self.clock.now()
+        record.status = "InProgress"
+        record.started = record.started or now
+        record.attempt += 1
+        record.failure = None
+        with self._lock:
+            self.steps_started += 1
+        if not execution.cancelling:
+            execution.status = "InProgress"
+        timeout = record.spec.timeout_seconds
+        execution.deadline = now + timedelta(seconds=timeout) if timeout else None
+        context = _StepContext(self, execution, record)
+        execution.context = context
+        action = REGISTRY[record.spec.action]
+
+        def first_call(ctx: Any) -> Outcome:
+            ctx.inputs = self._render_inputs(execution, record)
+            return action(ctx)
+
+        self._call_soon(execution, first_call)
+
+    def _render_inputs(self, execution: Execution, record: StepRecord) -> dict[str, Any]:
+        with execution.lock:
+            values, step_values = dict(execution.values), execution.step_values()
+        now = self.clock.now()
+        builtins = {
+            "global:ACCOUNT_ID": self.account_id,
+            "global:REGION": self.region,
+            "global:AWS_PARTITION": "aws",
+            "global:DATE": now.strftime("%Y-%m-%d"),
+            "global:DATE_TIME": now.strftime("%Y-%m-%d_%H.%M.%S"),
+            "automation:EXECUTION_ID": execution.id,
+        }
+
+        def resolve(expression: str) -> Any:
+            if expression in builtins:
+                return builtins[expression]
+            if expression in values:
+                return values[expression]
+            step, dot, name = expression.partition(".")
+            if dot and step in step_values and name in step_values[step]:
+                return step_values[step][name]
+            if dot and any(s.name == step for s in execution.runbook.steps):
+                raise StepFailure(
+                    f"{{{{ {expression} }}}}: step {step} has no output {name} (it has not succeeded, "
+                    "or does not declare that output).",
+                    "Verification",
+                    stage="Inputs",
+                )
+            raise StepFailure(
+                f"{{{{ {expression} }}}} is not a parameter, a step output or a global/automation variable.",
+                "Verification",
+                stage="Inputs",
+            )
+
+        inputs = render(record.spec.inputs, resolve)
+        with execution.lock:
+            record.inputs = dict(inputs)
+        return dict(inputs)
+
+    def _call_soon(self, execution: Execution, call: Continuation) -> None:
+        execution.generation += 1
+        execution.next_call = call
+        generation = execution.generation
+        self._scheduler.submit(lambda: self._work(execution, generation))
+
+    def _call_at(self, execution: Execution, when: datetime, call: Continuation) -> None:
+        execution.generation += 1
+        execution.next_call = call
+        generation = execution.generation
+        self._scheduler.call_at(when, lambda: self._work(execution, generation))
+
+    def _work(self, execution: Execution, generation: int) -> None:
+        """Run the execution's scheduled call on this worker, then apply what it returned."""
+        with execution.lock:
+            if execution.generation != generation or execution.next_call is None or execution.finished:
+                return
+            call, execution.next_call = execution.next_call, None
+            execution.busy = True
+            context = execution.context
+        outcome: Outcome | None = None
+        failure: StepFailure | None = None
+        try:
+            outcome = call(context)
+        except StepFailure as error:
+            failure = error
+        except Exception as error:
+            log.debug("step of %s raised", execution.id, exc_info=True)
+            failure = StepFailure(f"{type(error).__name__}: {error}", "Action")
+        with execution.lock:
+            execution.busy = False
+            self._guard(execution, lambda: self._apply(execution, outcome, failure))
+
+    def _apply(self, execution: Execution, outcome: Outcome | None, failure: StepFailure | None) -> None:
+        if execution.finished:
+            return
+        requested, execution.stop_requested = execution.stop_requested, None
+        if requested in ("Cancel", "Complete"):
+            self._stop_now(execution, requested)
+            return
+        if requested == "StopStep":
+            self._step_stopped(execution)
+            return
+        deadline = execution.deadline
+        if failure is None and deadline is not None and self.clock.now() > deadline:
+            failure = self._timeout_failure(execution)
+        if failure is not None:
+            self._step_failed(execution, failure)
+        elif isinstance(outcome, Done):
+            self._step_succeeded(execution, outcome)
+        elif isinstance(outcome, WaitUntil):
+            if deadline is not None and outcome.at > deadline:
+                self._call_at(execution, deadline, self._raise_timeout(execution))
+            else:
+                self._call_at(execution, outcome.at, outcome.then)
+        elif isinstance(outcome, WaitForSignal):
+            self._wait_for_signal(execution, outcome)
+        else:
+            raise TypeError(f"action returned {outcome!r}, not Done/WaitUntil/WaitForSignal")
+
+    def _timeout_failure(self, execution: Execution, message: str | None = None) -> StepFailure:
+        seconds = execution.current.spec.timeout_seconds if execution.current else None
+        return StepFailure(
+            message or f"Step timed out after {seconds} seconds (timeoutSeconds).", "Action", timed_out=True
+        )
+
+    def _raise_timeout(self, execution: Execution, message: str | None = None) -> Continuation:
+        def timed_out(_ctx: Any) -> Outcome:
+            raise self._timeout_failure(execution, message)
+
+        return timed_out
+
+    def _wait_for_signal(self, execution: Execution, wait: WaitForSignal) -> None:
+        execution.waiting = wait
+        execution.generation += 1  # no call scheduled while waiting, only the deadline below
+        record = execution.current
+        if record is not None:
+            record.status = wait.status
+        if wait.status == "Waiting" and not execution.cancelling:
+            execution.status = "Waiting"
+        deadlines = [
+            (d, m) for d, m in ((execution.deadline, None), (wait.deadline, wait.deadline_message)) if d
+        ]
+        if deadlines:
+            when, message = min(deadlines, key=lambda item: item[0])
+            self._call_at(execution, when, self._raise_timeout(execution, message))
+        for buffered in list(execution.buffered):
+            if buffered.type in wait.signals:
+                execution.buffered.remove(buffered)
+                self._deliver(execution, buffered)
+                return
+
+    def _deliver(self, execution: Execution, signal: Signal) -> None:
+        wait = execution.waiting
+        if wait is None or signal.type not in wait.signals or execution.busy:
+            if signal.type == CHILD_FINISHED:
+                execution.buffered.append(signal)
+                return
+            where = (
+                f"step {execution.current.spec.name} is {execution.current.status}"
+                if execution.current
+                else ""
+            )
+            raise AutomationApiError(
+                "InvalidAutomationSignalException",
+                f"Execution {execution.id} is {execution.status} ({where}) and does not wait for "
+                f"{signal.type}.",
+            )
+        refusal = wait.accepts(signal) if wait.accepts else None
+        if refusal:
+            raise AutomationApiError("InvalidAutomationSignalException", refusal)
+        execution.waiting = None
+        if execution.current is not None:
+            execution.current.status = "InProgress"
+        if not execution.cancelling:
+            execution.status = "InProgress"
+        handler = wait.then
+        self._call_soon(execution, lambda ctx: handler(ctx, signal))
+
+    def _signal_start_step(self, execution: Execution, signal: Signal) -> None:
+        name = signal.first("StepName")
+        if not execution.awaiting_start or execution.current is None:
+            raise AutomationApiError(
+                "InvalidAutomationSignalException",
+                f"Execution {execution.id} is not waiting for StartStep (Mode {execution.mode}, status "
+                f"{execution.status}).",
+            )
+        try:
+            spec = execution.runbook.step(name or "")
+        except KeyError:
+            raise AutomationApiError(
+                "AutomationStepNotFoundException",
+                f"StartStep needs Payload StepName naming a step of the runbook; got {name!r}.",
+            ) from None
+        execution.awaiting_start = False
+        execution.current.spec = spec
+        self._run_step(execution, execution.current)
+
+    def _signal_stop_step(self, execution: Execution, signal: Signal) -> None:
+        step_id = signal.first("StepExecutionId")
+        record = next((r for r in execution.steps if r.id == step_id), None)
+        if record is None:
+            raise AutomationApiError(
+                "AutomationStepNotFoundException",
+                f"StopStep needs Payload StepExecutionId of a step of execution {execution.id}; "
+                f"got {step_id!r}.",
+            )
+        if record is not execution.current or record.status not in ACTIVE_STEP_STATUSES:
+            raise AutomationApiError(
+                "InvalidAutomationSignalException",
+                f"Step {record.spec.name} is {record.status}, not running.",
+            )
+        if execution.busy:
+            execution.stop_requested = "StopStep"
+        else:
+            self._step_stopped(execution)
+
+    # ------------------------------------------------------------------------------ step endings
+    def _step_succeeded(self, execution: Execution, done: Done) -> None:
+        record = execution.current
+        assert record is not None
+        target = done.next_step
+        try:
+            if target is not None and not any(s.name == target for s in execution.runbook.steps):
+                raise StepFailure(f"aws:branch chose {target!r}, which is not a step.", "Verification")
+            record.values = step_outputs(record.spec, done.outputs, done.response)
+        except StepFailure as failure:
+            self._step_failed(execution, failure)
+            return
+        self._close(record, "Success")
+        self._continue_with(execution, target or self._next_after(execution, record.spec))
+
+    def _step_failed(self, execution: Execution, failure: StepFailure, status: str | None = None) -> None:
+        record = execution.current
+        assert record is not None
+        retryable = not isinstance(failure, SessionExpired) and status is None and failure.stage != "Inputs"
+        if retryable and record.attempt < record.spec.max_attempts and not execution.cancelling:
+            self._run_step(execution, record)
+            return
+        record.failure = failure
+        self._close(record, status or ("TimedOut" if failure.timed_out else "Failed"))
+        message = f"Step {record.spec.name} {record.status}: {failure.message}"
+        if isinstance(failure, SessionExpired):
+            self._finish(execution, "Failed", failure.message)
+            return
+        on_failure = record.spec.on_failure
+        if execution.cancelling:
+            target = on_failure[5:] if on_failure.startswith("step:") else None
+            self._continue_with(execution, target)
+            return
+        if on_failure == "Abort":
+            self._finish(execution, "TimedOut" if failure.timed_out else "Failed", message)
+            return
+        if record.spec.is_critical:
+            execution.critical_failure = True
+            execution.failure_message = message
+        target = (
+            on_failure[5:] if on_failure.startswith("step:") else self._next_after(execution, record.spec)
+        )
+        self._continue_with(execution, target)
+
+    def _step_stopped(self, execution: Execution) -> None:
+        """StopStep: the step ends Cancelled; Interactive waits for the next StartStep, Auto goes on
+        as after a failed step (onFailure)."""
+        self._step_failed(
+            execution, StepFailure("Stopped by a StopStep signal.", "Action"), status="Cancelled"
+        )
+
+    def _stop_now(self, execution: Execution, stop_type: str) -> None:
+        execution.generation += 1  # drop any timer or queued call
+        execution.next_call = None
+        execution.waiting = None
+        execution.awaiting_start = False
+        record = execution.current
+        active = record is not None and record.status in ACTIVE_STEP_STATUSES
+        if record is not None and active:
+            self._close(record, "Cancelled")
+        for child_id in execution.children:
+            self._scheduler.submit(functools.partial(self._cancel_quietly, child_id))
+        if stop_type == "Complete":
+            self._finish(
+                execution, "CompletedWithFailure" if execution.critical_failure else "CompletedWithSuccess"
+            )
+            return
+        on_cancel = record.spec.on_cancel if record is not None and active else "Abort"
+        self._continue_with(execution, on_cancel[5:] if on_cancel.startswith("step:") else None)
+
+    def _cancel_quietly(self, execution_id: str) -> None:
+        with contextlib.suppress(AutomationApiError):  # it already ended
+            self.stop(execution_id, "Cancel")
+
+    def _close(self, record: StepRecord, status: str) -> None:
+        record.status = status
+        record.ended = self.clock.now()
+
+    @staticmethod
+    def _following(execution: Execution, spec: StepSpec) -> str | None:
+        steps = execution.runbook.steps
+        index = next(i for i, s in enumerate(steps) if s.name == spec.name)
+        return steps[index + 1].name if index + 1 < len(steps) else None
+
+    def _next_after(self, execution: Execution, spec: StepSpec) -> str | None:
+        """Where the flow goes after ``spec`` whatever its result (``onFailure: Continue``)."""
+        if spec.is_end:
+            return None
+        return spec.next_step or self._following(execution, spec)
+
+    def _continue_with(self, execution: Execution, target: str | None) -> None:
+        execution.deadline = None
+        if target is None:
+            if execution.cancelling:
+                self._finish(execution, "Cancelled")
+            elif execution.critical_failure:
+                self._finish(execution, "Failed", execution.failure_message)
+            else:
+                self._finish(execution, "Success")
+            return
+        self._enter_step(execution, execution.runbook.step(target))
+
+    def _finish(self, execution: Execution, status: str, message: str | None = None) -> None:
+        execution.generation += 1
+        execution.next_call = None
+        execution.waiting = None
+        execution.awaiting_start = False
+        execution.status = status
+        execution.ended = self.clock.now()
+        if message:
+            execution.failure_message = message
+        record = execution.current
+        if record is not None and record.status in ACTIVE_STEP_STATUSES:
+            self._close(record, "Cancelled" if status != "Failed" else "Failed")
+        execution.done.set()
+        if execution.parent_id:
+            parent_id = execution.parent_id
+            self._scheduler.submit(lambda: self._notify_parent(parent_id, execution.id))
+
+    def _notify_parent(self, parent_id: str, child_id: str) -> None:
+        parent = self._execution(parent_id)
+        with parent.lock:
+            if not parent.finished:
+                self._deliver(parent, Signal(CHILD_FINISHED, {"ExecutionId": [child_id]}))
+
+
+def _checked_tags(tags: Any) -> list[dict[str, str]]:
+    if tags is None:
+        return []
+    if not isinstance(tags, list) or not all(
+        isinstance(tag, dict) and isinstance(tag.get("Key"), str) and isinstance(tag.get("Value", ""), str)
+        for tag in tags
+    ):
+        raise AutomationApiError("ValidationException", "Tags must be a list of {Key, Value} string pairs.")
+    if len(tags) > MAX_TAGS:
+        raise AutomationApiError(
+            "ValidationException",
+            f"At most {MAX_TAGS} tags can be set when starting an execution, got {len(tags)}.",
+        )
+    return [{"Key": tag["Key"], "Value": tag.get("Value", "")} for tag in tags]
+
+
+def _check_supported_actions(runbook: Runbook) -> None:
+    """A runbook using an action this runtime does not implement is refused before anything runs.
+
+    The code is InvalidDocumentContent, the SSM API's error for a document that cannot be used as it
+    is: the request's parameters are fine, the runbook's content is what this runtime cannot execute.
+    """
+    unknown = _unsupported(step for step in runbook.steps)
+    if unknown:
+        raise AutomationApiError(
+            "InvalidDocumentContent",
+            "The local Automation runtime does not support "
+            + "; ".join(f"action {action} (step {', '.join(names)})" for action, names in unknown.items())
+            + f". Supported actions: {', '.join(sorted(REGISTRY))}.",
+        )
+
+
+def _unsupported(steps: Iterable[StepSpec]) -> dict[str, list[str]]:
+    unknown: dict[str, list[str]] = {}
+    for step in steps:
+        if step.action not in REGISTRY:
+            unknown.setdefault(step.action, []).append(step.name)
+    return unknown
+
+
+def _role_arn(runbook: Runbook, values: dict[str, Any]) -> str | None:
+    """The service role the execution runs as: ``assumeRole`` rendered with the parameters ('' = none)."""
+    if not runbook.assume_role:
+        return None
+
+    def resolve(expression: str) -> Any:
+        if expression not in values:
+            raise AutomationApiError(
+                "InvalidAutomationExecutionParametersException",
+                f"assumeRole references {{{{ {expression} }}}}, which is not a parameter of the runbook.",
+            )
+        return values[expression]
+
+    role = render(runbook.assume_role, resolve)
+    if role in (None, "", []):
+        return None
+    if not isinstance(role, str) or not role.startswith("arn:"):
+        raise AutomationApiError(
+            "InvalidAutomationExecutionParametersException",
+            f"assumeRole must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME), got {role!r}.",
+        )
+    return role

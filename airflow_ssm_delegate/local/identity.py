@@ -1,0 +1,42 @@
+"""Who calls the local runtime and how the runtime acts for them (shared by engine, actions and authz).
+
+These are the types of the engine/authorizer interface in ``notes/contracts.md``; they live in their own
+module so the actions package can use them without importing the engine (``engine`` re-exports them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """AWS keys the runtime signs step calls with (a role's temporary keys, or the caller's own)."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+    def __repr__(self) -> str:  # never print secrets
+        return f"Credentials(access_key_id={self.access_key_id!r}, secret_access_key='***')"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated principal of an API request."""
+
+    arn: str
+    credentials: Credentials
+
+
+class Authorizer(Protocol):
+    """IAM decisions the engine delegates (implemented by ``local/authz.py``)."""
+
+    def authorize_start(
+        self, caller: Caller, document_name: str, document_version: str, role_arn: str | None
+    ) -> None:
+        """Raise ``AutomationApiError("AccessDeniedException", ...)`` unless ``caller`` may start it."""
+
+    def assume_service_role(self, role_arn: str, execution_id: str) -> Credentials:
+        """Temporary keys of ``role_arn`` as ssm.amazonaws.com would get them for ``execution_id``."""
