@@ -1,0 +1,167 @@
+"""The IAM policy evaluator on its own: each rule with a policy that hits it and one that does not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from airflow_ssm_delegate.local.iam_eval import (
+    Decision,
+    Principal,
+    RequestContext,
+    arn_like,
+    evaluate,
+    wildcard_match,
+)
+
+INSTANCE = "arn:aws:ec2:us-east-1:123456789012:instance/i-0abc"
+
+
+def policy(*statements: dict[str, Any]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def allow(action: Any = "*", resource: Any = "*", **extra: Any) -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": action, "Resource": resource, **extra}
+
+
+def deny(action: Any = "*", resource: Any = "*", **extra: Any) -> dict[str, Any]:
+    return {"Effect": "Deny", "Action": action, "Resource": resource, **extra}
+
+
+def decide(statements: list[dict[str, Any]], action: str, resource: str = "*", **context: Any) -> Decision:
+    return evaluate([policy(*statements)], RequestContext(action, resource, context))
+
+
+def test_explicit_deny_wins_over_allow_in_another_policy() -> None:
+    request = RequestContext("ec2:RunInstances", INSTANCE)
+    assert evaluate([policy(allow()), policy(deny("ec2:*"))], request) is Decision.EXPLICIT_DENY
+    assert evaluate([policy(allow())], request) is Decision.ALLOW
+
+
+def test_no_matching_allow_is_an_implicit_deny() -> None:
+    assert decide([allow("ssm:GetDocument")], "ec2:RunInstances") is Decision.IMPLICIT_DENY
+    assert evaluate([], RequestContext("ec2:RunInstances")) is Decision.IMPLICIT_DENY
+
+
+def test_actions_match_case_insensitively_with_wildcards() -> None:
+    assert decide([allow("EC2:run*")], "ec2:RunInstances") is Decision.ALLOW
+    assert decide([allow("ec2:Describe?nstances")], "ec2:DescribeInstances") is Decision.ALLOW
+    assert decide([allow("ec2:Describe*")], "ec2:RunInstances") is Decision.IMPLICIT_DENY
+
+
+def test_not_action_allows_everything_else() -> None:
+    statements = [{"Effect": "Allow", "NotAction": "ec2:*", "Resource": "*"}]
+    assert decide(statements, "ssm:GetDocument") is Decision.ALLOW
+    assert decide(statements, "ec2:RunInstances") is Decision.IMPLICIT_DENY
+
+
+def test_resources_are_matched_per_arn_segment() -> None:
+    statements = [allow("ec2:CreateTags", "arn:aws:ec2:*:123456789012:instance/*")]
+    assert decide(statements, "ec2:CreateTags", INSTANCE) is Decision.ALLOW
+    other_account = INSTANCE.replace("123456789012", "999999999999")
+    assert decide(statements, "ec2:CreateTags", other_account) is Decision.IMPLICIT_DENY
+    assert decide(statements, "ec2:CreateTags", "*") is Decision.IMPLICIT_DENY
+
+
+def test_not_resource_denies_everything_but_the_listed_resources() -> None:
+    statements = [allow(), {"Effect": "Deny", "Action": "ssm:*", "NotResource": "arn:aws:ssm:*:*:document/Ok*"}]
+    assert decide(statements, "ssm:GetDocument", "arn:aws:ssm:us-east-1:1:document/OkRunbook") is Decision.ALLOW
+    denied = decide(statements, "ssm:GetDocument", "arn:aws:ssm:us-east-1:1:document/Other")
+    assert denied is Decision.EXPLICIT_DENY
+
+
+@pytest.mark.parametrize(
+    ("operator", "expected", "actual", "holds"),
+    [
+        ("StringEquals", "ssm.amazonaws.com", "ssm.amazonaws.com", True),
+        ("StringEquals", "ssm.amazonaws.com", "ec2.amazonaws.com", False),
+        ("StringNotEquals", "prod", "dev", True),
+        ("StringNotEquals", "prod", "prod", False),
+        ("StringEqualsIgnoreCase", "PROD", "prod", True),
+        ("StringLike", "team-*", "team-blue", True),
+        ("StringLike", "team-*", "ops-blue", False),
+        ("StringNotLike", "team-*", "ops-blue", True),
+        ("ArnLike", "arn:aws:ssm:*:123456789012:automation-execution/*",
+         "arn:aws:ssm:us-east-1:123456789012:automation-execution/abc", True),
+        ("ArnLike", "arn:aws:ssm:*:123456789012:automation-execution/*",
+         "arn:aws:ssm:us-east-1:999999999999:automation-execution/abc", False),
+        ("ArnEquals", "arn:aws:iam::1:role/R", "arn:aws:iam::1:role/R", True),
+        ("ArnNotLike", "arn:aws:iam::1:role/R*", "arn:aws:iam::1:role/Other", True),
+        ("Bool", "true", "true", True),
+        ("Bool", "true", "false", False),
+        ("NumericLessThan", "10", "3", True),
+        ("NumericLessThan", "10", "30", False),
+    ],
+)
+def test_condition_operators(operator: str, expected: str, actual: str, holds: bool) -> None:
+    statements = [allow(Condition={operator: {"test:Key": expected}})]
+    outcome = decide(statements, "s:Do", **{"test:Key": actual})
+    assert outcome is (Decision.ALLOW if holds else Decision.IMPLICIT_DENY)
+
+
+def test_condition_keys_are_case_insensitive_and_values_of_one_key_are_ored() -> None:
+    statements = [allow(Condition={"StringEquals": {"AWS:SourceAccount": ["111111111111", "123456789012"]}})]
+    assert decide(statements, "s:Do", **{"aws:sourceaccount": "123456789012"}) is Decision.ALLOW
+
+
+def test_all_keys_of_a_condition_block_must_hold() -> None:
+    condition = {"StringEquals": {"k:A": "1"}, "StringLike": {"k:B": "x*"}}
+    assert decide([allow(Condition=condition)], "s:Do", **{"k:A": "1", "k:B": "xy"}) is Decision.ALLOW
+    assert decide([allow(Condition=condition)], "s:Do", **{"k:A": "1", "k:B": "yy"}) is Decision.IMPLICIT_DENY
+
+
+def test_a_missing_key_fails_a_condition_unless_if_exists() -> None:
+    assert decide([allow(Condition={"StringEquals": {"k:A": "1"}})], "s:Do") is Decision.IMPLICIT_DENY
+    assert decide([allow(Condition={"StringEqualsIfExists": {"k:A": "1"}})], "s:Do") is Decision.ALLOW
+    if_exists_present = decide([allow(Condition={"StringEqualsIfExists": {"k:A": "1"}})], "s:Do", **{"k:A": "2"})
+    assert if_exists_present is Decision.IMPLICIT_DENY
+
+
+def test_null_checks_presence() -> None:
+    assert decide([allow(Condition={"Null": {"k:A": "true"}})], "s:Do") is Decision.ALLOW
+    assert decide([allow(Condition={"Null": {"k:A": "true"}})], "s:Do", **{"k:A": "x"}) is Decision.IMPLICIT_DENY
+
+
+def test_set_qualifiers_on_multivalued_keys() -> None:
+    any_value = [allow(Condition={"ForAnyValue:StringEquals": {"aws:TagKeys": ["Owner"]}})]
+    all_values = [allow(Condition={"ForAllValues:StringEquals": {"aws:TagKeys": ["Owner", "CostCenter"]}})]
+    assert decide(any_value, "s:Do", **{"aws:TagKeys": ["Name", "Owner"]}) is Decision.ALLOW
+    assert decide(any_value, "s:Do", **{"aws:TagKeys": ["Name"]}) is Decision.IMPLICIT_DENY
+    assert decide(all_values, "s:Do", **{"aws:TagKeys": ["Owner"]}) is Decision.ALLOW
+    assert decide(all_values, "s:Do", **{"aws:TagKeys": ["Owner", "Name"]}) is Decision.IMPLICIT_DENY
+
+
+def test_a_conditional_deny_only_denies_when_its_condition_holds() -> None:
+    statements = [allow(), deny("ssm:*", Condition={"StringNotEquals": {"ssm:DocumentVersion": "3"}})]
+    assert decide(statements, "ssm:StartAutomationExecution", **{"ssm:DocumentVersion": "3"}) is Decision.ALLOW
+    pinned = decide(statements, "ssm:StartAutomationExecution", **{"ssm:DocumentVersion": "4"})
+    assert pinned is Decision.EXPLICIT_DENY
+
+
+def test_unsupported_operator_never_applies() -> None:
+    assert decide([allow(Condition={"DateGreaterThan": {"aws:CurrentTime": "2020"}})], "s:Do") is (
+        Decision.IMPLICIT_DENY
+    )
+
+
+def test_trust_policy_principals() -> None:
+    trust = policy({"Effect": "Allow", "Principal": {"Service": "ssm.amazonaws.com"}, "Action": "sts:AssumeRole"})
+    ssm = RequestContext("sts:AssumeRole", "arn:aws:iam::1:role/R", principal=Principal(service="ssm.amazonaws.com"))
+    ec2 = RequestContext("sts:AssumeRole", "arn:aws:iam::1:role/R", principal=Principal(service="ec2.amazonaws.com"))
+    assert evaluate([trust], ssm) is Decision.ALLOW
+    assert evaluate([trust], ec2) is Decision.IMPLICIT_DENY
+    account_trust = policy({"Effect": "Allow", "Principal": {"AWS": "123456789012"}, "Action": "sts:AssumeRole"})
+    user = Principal(arn="arn:aws:iam::123456789012:user/u", account="123456789012")
+    stranger = Principal(arn="arn:aws:iam::999999999999:user/u", account="999999999999")
+    assert evaluate([account_trust], RequestContext("sts:AssumeRole", principal=user)) is Decision.ALLOW
+    assert evaluate([account_trust], RequestContext("sts:AssumeRole", principal=stranger)) is Decision.IMPLICIT_DENY
+
+
+def test_wildcards_are_only_star_and_question_mark() -> None:
+    assert wildcard_match("a.b*", "a.bcd")
+    assert not wildcard_match("a.b", "axb")  # '.' is literal
+    assert not wildcard_match("[ab]", "a")  # no character classes
+    assert arn_like("arn:aws:iam::*:role/*", "arn:aws:iam::1:role/path/R")
+    assert not arn_like("arn:aws:iam::*:role/*", "arn:aws:iam::1:user/R")
