@@ -16,6 +16,7 @@ from airflow_ssm_delegate.local.iam_eval import (
 )
 
 INSTANCE = "arn:aws:ec2:us-east-1:123456789012:instance/i-0abc"
+ROLE = "arn:aws:iam::123456789012:role/R"
 
 
 def policy(*statements: dict[str, Any]) -> dict[str, Any]:
@@ -66,8 +67,10 @@ def test_resources_are_matched_per_arn_segment() -> None:
 
 
 def test_not_resource_denies_everything_but_the_listed_resources() -> None:
-    statements = [allow(), {"Effect": "Deny", "Action": "ssm:*", "NotResource": "arn:aws:ssm:*:*:document/Ok*"}]
-    assert decide(statements, "ssm:GetDocument", "arn:aws:ssm:us-east-1:1:document/OkRunbook") is Decision.ALLOW
+    only_ok = {"Effect": "Deny", "Action": "ssm:*", "NotResource": "arn:aws:ssm:*:*:document/Ok*"}
+    statements = [allow(), only_ok]
+    ok = decide(statements, "ssm:GetDocument", "arn:aws:ssm:us-east-1:1:document/OkRunbook")
+    assert ok is Decision.ALLOW
     denied = decide(statements, "ssm:GetDocument", "arn:aws:ssm:us-east-1:1:document/Other")
     assert denied is Decision.EXPLICIT_DENY
 
@@ -83,10 +86,18 @@ def test_not_resource_denies_everything_but_the_listed_resources() -> None:
         ("StringLike", "team-*", "team-blue", True),
         ("StringLike", "team-*", "ops-blue", False),
         ("StringNotLike", "team-*", "ops-blue", True),
-        ("ArnLike", "arn:aws:ssm:*:123456789012:automation-execution/*",
-         "arn:aws:ssm:us-east-1:123456789012:automation-execution/abc", True),
-        ("ArnLike", "arn:aws:ssm:*:123456789012:automation-execution/*",
-         "arn:aws:ssm:us-east-1:999999999999:automation-execution/abc", False),
+        (
+            "ArnLike",
+            "arn:aws:ssm:*:123456789012:automation-execution/*",
+            "arn:aws:ssm:us-east-1:123456789012:automation-execution/abc",
+            True,
+        ),
+        (
+            "ArnLike",
+            "arn:aws:ssm:*:123456789012:automation-execution/*",
+            "arn:aws:ssm:us-east-1:999999999999:automation-execution/abc",
+            False,
+        ),
         ("ArnEquals", "arn:aws:iam::1:role/R", "arn:aws:iam::1:role/R", True),
         ("ArnNotLike", "arn:aws:iam::1:role/R*", "arn:aws:iam::1:role/Other", True),
         ("Bool", "true", "true", True),
@@ -115,13 +126,14 @@ def test_all_keys_of_a_condition_block_must_hold() -> None:
 def test_a_missing_key_fails_a_condition_unless_if_exists() -> None:
     assert decide([allow(Condition={"StringEquals": {"k:A": "1"}})], "s:Do") is Decision.IMPLICIT_DENY
     assert decide([allow(Condition={"StringEqualsIfExists": {"k:A": "1"}})], "s:Do") is Decision.ALLOW
-    if_exists_present = decide([allow(Condition={"StringEqualsIfExists": {"k:A": "1"}})], "s:Do", **{"k:A": "2"})
-    assert if_exists_present is Decision.IMPLICIT_DENY
+    if_exists = [allow(Condition={"StringEqualsIfExists": {"k:A": "1"}})]
+    assert decide(if_exists, "s:Do", **{"k:A": "2"}) is Decision.IMPLICIT_DENY
 
 
 def test_null_checks_presence() -> None:
-    assert decide([allow(Condition={"Null": {"k:A": "true"}})], "s:Do") is Decision.ALLOW
-    assert decide([allow(Condition={"Null": {"k:A": "true"}})], "s:Do", **{"k:A": "x"}) is Decision.IMPLICIT_DENY
+    absent = [allow(Condition={"Null": {"k:A": "true"}})]
+    assert decide(absent, "s:Do") is Decision.ALLOW
+    assert decide(absent, "s:Do", **{"k:A": "x"}) is Decision.IMPLICIT_DENY
 
 
 def test_set_qualifiers_on_multivalued_keys() -> None:
@@ -135,7 +147,8 @@ def test_set_qualifiers_on_multivalued_keys() -> None:
 
 def test_a_conditional_deny_only_denies_when_its_condition_holds() -> None:
     statements = [allow(), deny("ssm:*", Condition={"StringNotEquals": {"ssm:DocumentVersion": "3"}})]
-    assert decide(statements, "ssm:StartAutomationExecution", **{"ssm:DocumentVersion": "3"}) is Decision.ALLOW
+    pinned_ok = decide(statements, "ssm:StartAutomationExecution", **{"ssm:DocumentVersion": "3"})
+    assert pinned_ok is Decision.ALLOW
     pinned = decide(statements, "ssm:StartAutomationExecution", **{"ssm:DocumentVersion": "4"})
     assert pinned is Decision.EXPLICIT_DENY
 
@@ -147,16 +160,18 @@ def test_unsupported_operator_never_applies() -> None:
 
 
 def test_trust_policy_principals() -> None:
-    trust = policy({"Effect": "Allow", "Principal": {"Service": "ssm.amazonaws.com"}, "Action": "sts:AssumeRole"})
-    ssm = RequestContext("sts:AssumeRole", "arn:aws:iam::1:role/R", principal=Principal(service="ssm.amazonaws.com"))
-    ec2 = RequestContext("sts:AssumeRole", "arn:aws:iam::1:role/R", principal=Principal(service="ec2.amazonaws.com"))
+    assume = {"Effect": "Allow", "Action": "sts:AssumeRole"}
+    trust = policy({**assume, "Principal": {"Service": "ssm.amazonaws.com"}})
+    ssm = RequestContext("sts:AssumeRole", ROLE, principal=Principal(service="ssm.amazonaws.com"))
+    ec2 = RequestContext("sts:AssumeRole", ROLE, principal=Principal(service="ec2.amazonaws.com"))
     assert evaluate([trust], ssm) is Decision.ALLOW
     assert evaluate([trust], ec2) is Decision.IMPLICIT_DENY
-    account_trust = policy({"Effect": "Allow", "Principal": {"AWS": "123456789012"}, "Action": "sts:AssumeRole"})
+    account_trust = policy({**assume, "Principal": {"AWS": "123456789012"}})
     user = Principal(arn="arn:aws:iam::123456789012:user/u", account="123456789012")
     stranger = Principal(arn="arn:aws:iam::999999999999:user/u", account="999999999999")
-    assert evaluate([account_trust], RequestContext("sts:AssumeRole", principal=user)) is Decision.ALLOW
-    assert evaluate([account_trust], RequestContext("sts:AssumeRole", principal=stranger)) is Decision.IMPLICIT_DENY
+    assert evaluate([account_trust], RequestContext("sts:AssumeRole", ROLE, principal=user)) is Decision.ALLOW
+    from_stranger = RequestContext("sts:AssumeRole", ROLE, principal=stranger)
+    assert evaluate([account_trust], from_stranger) is Decision.IMPLICIT_DENY
 
 
 def test_wildcards_are_only_star_and_question_mark() -> None:
