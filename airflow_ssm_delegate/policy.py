@@ -1,0 +1,620 @@
+"""Delegation policy: which runbooks may start, under which service roles, with which pins and tags.
+
+The administrator writes the policy file; the deployment points Airflow at it with
+``[ssm_delegate] policy_file`` (``AIRFLOW__SSM_DELEGATE__POLICY_FILE``). Nothing in DAG code can pass or
+loosen a policy: :meth:`DelegationPolicy.from_config` is the only way the hook and the cluster policy get one.
+Without a file the built-in rule holds: any runbook, but never without a service role.
+
+This module is imported by the cluster policy at DAG parse time, so it keeps its imports light (YAML and
+the runbook model are imported when they are needed).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from airflow.sdk.exceptions import AirflowFailException
+
+if TYPE_CHECKING:
+    import os
+
+    from airflow_ssm_delegate.documents.model import Runbook
+
+CONFIG_SECTION = "ssm_delegate"
+CONFIG_OPTION = "policy_file"
+MAX_START_TAGS = 5  # StartAutomationExecution accepts at most 5 tags
+AUDIT_TAG_KEYS = ("airflow:dag_id", "airflow:run_id", "airflow:task_id")
+VERSION_ALIASES = ("$DEFAULT", "$LATEST")
+
+# Rule names, as they appear in PolicyViolation messages (and in the README).
+RULE_DOCUMENT = "document-listed"
+RULE_SERVICE_ROLE = "service-role-required"
+RULE_ROLE = "role-allowed"
+RULE_ASSUME_ROLE = "assume-role"
+RULE_VERSION = "version-pin"
+RULE_SHA256 = "sha256-pin"
+RULE_DOCUMENT_TYPE = "automation-document"
+RULE_PARAMETERS = "parameters"
+RULE_TAGS = "tags"
+
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_VERSION = re.compile(r"^[1-9]\d*$")
+
+
+class PolicyError(AirflowFailException):
+    """A start refused by delegation policy or a broken policy file: retrying cannot help, so it fails now."""
+
+
+class PolicyViolation(PolicyError):
+    """A start the delegation policy refuses; the message names the rule, the runbook and the role."""
+
+    def __init__(self, rule: str, document: str, role: str | None, detail: str, source: str) -> None:
+        self.rule = rule
+        self.document = document
+        self.role = role
+        self.detail = detail
+        super().__init__(
+            f"Delegation policy ({source}) refused runbook {document!r} under role {role or '(none)'} "
+            f"[rule {rule}]: {detail}"
+        )
+
+
+class PolicyFileError(PolicyError):
+    """The policy file cannot be used; the message names the file, the key, what is wrong and what to do."""
+
+    def __init__(self, path: str | os.PathLike[str], key: str, problem: str, fix: str) -> None:
+        self.path = str(path)
+        self.key = key
+        super().__init__(f"Delegation policy file {self.path}, key {key!r}: {problem}. {fix}")
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    """What a task asks to start, before the policy has looked at it."""
+
+    document_name: str
+    document_version: str | None = None
+    service_role_arn: str | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    audit_tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StartPlan:
+    """An authorised start: everything StartAutomationExecution needs, already checked."""
+
+    document_name: str
+    document_version: str  # concrete number, never an alias, so the start is pinned
+    role_arn: str | None
+    assume_role_parameter: str | None
+    parameters: dict[str, list[str]]  # the API's list-of-strings form
+    tags: dict[str, str]
+    secret_parameters: frozenset[str]
+
+    @property
+    def api_tags(self) -> list[dict[str, str]]:
+        return [{"Key": key, "Value": value} for key, value in self.tags.items()]
+
+
+@dataclass(frozen=True)
+class DocumentRule:
+    """The policy entry of one runbook (by name or ARN, exactly as StartAutomationExecution gets it)."""
+
+    document: str
+    roles: tuple[str, ...] = ()
+    default_role: str | None = None
+    version: str | None = None
+    sha256: str | None = None
+    required_tags: Mapping[str, str] = field(default_factory=dict)
+    secret_parameters: frozenset[str] = frozenset()
+
+    def allows_role(self, role_arn: str) -> bool:
+        return any(_iam_pattern(pattern).fullmatch(role_arn) for pattern in self.roles)
+
+
+RunbookFetcher = Callable[[str, str | None], "tuple[Runbook, Mapping[str, Any]]"]
+"""(name, version or None) -> (parsed runbook, DescribeDocument's Document: concrete version, Hash)."""
+
+
+@dataclass(frozen=True)
+class DelegationPolicy:
+    """The administrator's rules; ``documents`` is None for the built-in rule (no policy file)."""
+
+    source: str = "built-in rule"
+    require_service_role: bool = True
+    documents: Mapping[str, DocumentRule] | None = None
+
+    # ----------------------------------------------------------------------------------------- loading
+
+    @classmethod
+    def from_config(cls) -> DelegationPolicy:
+        """The deployment's policy: the file named by ``[ssm_delegate] policy_file``, or the built-in rule."""
+        from airflow.providers.common.compat.sdk import conf
+
+        path = (conf.get(CONFIG_SECTION, CONFIG_OPTION, fallback="") or "").strip()
+        return cls.from_file(path) if path else cls()
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> DelegationPolicy:
+        """Load and validate a policy file; cached until the file changes (path, mtime, size)."""
+        path = Path(path).expanduser()
+        try:
+            stat = path.stat()
+        except OSError as error:
+            raise PolicyFileError(
+                path,
+                CONFIG_OPTION,
+                f"cannot read the file ({error.strerror})",
+                f"Create it or point [{CONFIG_SECTION}] {CONFIG_OPTION} at an existing policy file.",
+            ) from None
+        return _load_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+    @classmethod
+    def from_mapping(cls, data: Any, source: str) -> DelegationPolicy:
+        """Validate parsed policy content (YAML or JSON mapping); errors name ``source`` and the key."""
+        if not isinstance(data, Mapping):
+            raise PolicyFileError(
+                source,
+                "(top level)",
+                f"expected a mapping, got {_kind(data)}",
+                "Write a YAML mapping with 'require_service_role' and 'documents' keys.",
+            )
+        _reject_unknown_keys(source, "", data, {"require_service_role", "documents"})
+        require = data.get("require_service_role", True)
+        if not isinstance(require, bool):
+            raise PolicyFileError(
+                source,
+                "require_service_role",
+                f"expected true or false, got {require!r}",
+                "Write require_service_role: true (the default) or false.",
+            )
+        if "documents" not in data:
+            raise PolicyFileError(
+                source,
+                "documents",
+                "missing",
+                "List the runbooks that may start (write 'documents: {}' to refuse every runbook).",
+            )
+        entries = data["documents"] if data["documents"] is not None else {}
+        if not isinstance(entries, Mapping):
+            raise PolicyFileError(
+                source,
+                "documents",
+                f"expected a mapping of runbook name or ARN to rules, got {_kind(entries)}",
+                "Write one entry per runbook, e.g. 'LaunchTaggedInstance: {roles: [...]}'.",
+            )
+        documents = {
+            str(name): _parse_document_rule(source, str(name), entry, require)
+            for name, entry in entries.items()
+        }
+        return cls(source=source, require_service_role=require, documents=documents)
+
+    # ------------------------------------------------------------------------------------ parse time
+
+    def check_task_definition(self, document_name: Any, service_role_arn: Any) -> None:
+        """Cheap check for the cluster policy (no AWS calls): could this task ever be allowed to start?
+
+        Templated or mapped values count as present; they are checked again at run time.
+        """
+        known_role = None if _is_unresolved(service_role_arn) else service_role_arn or None
+        rule = None if _is_unresolved(document_name) else self.rule_for(str(document_name), known_role)
+        role = service_role_arn or (rule.default_role if rule else None)
+        if role is None:
+            if self.require_service_role:
+                self._refuse(
+                    RULE_SERVICE_ROLE,
+                    str(document_name),
+                    None,
+                    "no service_role_arn and no default_role for this runbook in the policy; without a "
+                    "service role a runbook runs on the caller's session, which expires 12 hours after the "
+                    "start. Set service_role_arn on the task or ask the administrator for a default_role.",
+                )
+            return
+        if not _is_unresolved(role):
+            self._check_role(rule, str(document_name), str(role))
+
+    # ------------------------------------------------------------------------------------- run time
+
+    def rule_for(self, document_name: str, role: str | None = None) -> DocumentRule | None:
+        """The runbook's rule; None under the built-in rule. Refuses a runbook a policy file does not list."""
+        if self.documents is None:
+            return None
+        rule = self.documents.get(document_name)
+        if rule is None:
+            listed = ", ".join(sorted(self.documents)) or "none"
+            self._refuse(
+                RULE_DOCUMENT,
+                document_name,
+                role,
+                f"the runbook is not listed in the policy (listed: {listed}). Use a listed runbook, by the "
+                "exact name or ARN the policy lists, or ask the administrator to add it.",
+            )
+        return rule
+
+    def authorize_start(self, request: StartRequest, fetch_runbook: RunbookFetcher) -> StartPlan:
+        """Check a start against the policy and the runbook's content; return the plan or raise.
+
+        ``fetch_runbook`` only reads (GetDocument/DescribeDocument); nothing that starts anything happens
+        before every check has passed.
+        """
+        name = request.document_name
+        rule = self.rule_for(name, request.service_role_arn)
+        pinned = rule.version if rule else None
+        wanted = request.document_version
+        if pinned and wanted and wanted not in VERSION_ALIASES and str(wanted) != pinned:
+            self._refuse(
+                RULE_VERSION,
+                name,
+                request.service_role_arn,
+                f"version {wanted} was requested but the policy pins version {pinned}. Drop "
+                "document_version or set it to the pinned version.",
+            )
+        runbook, description = fetch_runbook(name, str(wanted) if wanted else pinned)
+        version = str(description.get("DocumentVersion", ""))
+        self._check_content(rule, name, request.service_role_arn, description, version)
+        role = self._resolve_role(rule, name, request, runbook)
+        values = dict(request.parameters)
+        if runbook.assume_role_parameter and role is not None:
+            values[runbook.assume_role_parameter] = role
+        return StartPlan(
+            document_name=name,
+            document_version=version,
+            role_arn=role,
+            assume_role_parameter=runbook.assume_role_parameter,
+            parameters=self._api_parameters(name, role, runbook, values),
+            tags=self._merge_tags(rule, name, role, request),
+            secret_parameters=rule.secret_parameters if rule else frozenset(),
+        )
+
+    # ------------------------------------------------------------------------------------- checks
+
+    def _check_content(
+        self,
+        rule: DocumentRule | None,
+        name: str,
+        role: str | None,
+        description: Mapping[str, Any],
+        version: str,
+    ) -> None:
+        document_type = description.get("DocumentType", "Automation")
+        if document_type != "Automation":
+            self._refuse(
+                RULE_DOCUMENT_TYPE,
+                name,
+                role,
+                f"the document is of type {document_type}, not Automation. Start an Automation runbook.",
+            )
+        if rule is None:
+            return
+        if rule.version and version != rule.version:
+            self._refuse(
+                RULE_VERSION,
+                name,
+                role,
+                f"the requested version resolves to {version} but the policy pins version {rule.version}. "
+                "Drop document_version or set it to the pinned version.",
+            )
+        content_hash = str(description.get("Hash", "")).lower()
+        if rule.sha256 and content_hash != rule.sha256:
+            self._refuse(
+                RULE_SHA256,
+                name,
+                role,
+                f"version {version} has content hash {content_hash or '(none)'} but the policy pins "
+                f"{rule.sha256}. The runbook changed since it was approved: ask the administrator to review "
+                "it and update the sha256 pin.",
+            )
+
+    def _resolve_role(
+        self, rule: DocumentRule | None, name: str, request: StartRequest, runbook: Runbook
+    ) -> str | None:
+        """The role the execution will run as, from the task, the parameters, the policy or the runbook."""
+        explicit = request.service_role_arn or None
+        parameter = runbook.assume_role_parameter
+        literal = runbook.assume_role
+        if parameter is not None:
+            if parameter not in runbook.parameters:
+                self._refuse(
+                    RULE_ASSUME_ROLE,
+                    name,
+                    explicit,
+                    f"assumeRole refers to {{{{ {parameter} }}}} but the runbook declares no parameter "
+                    f"{parameter!r}. Fix the runbook.",
+                )
+            given = request.parameters.get(parameter)
+            if given is not None and explicit is not None and given != explicit:
+                self._refuse(
+                    RULE_ASSUME_ROLE,
+                    name,
+                    explicit,
+                    f"parameter {parameter} ({given!r}) differs from service_role_arn; give the role once, "
+                    "as service_role_arn.",
+                )
+            role = explicit or given or (rule.default_role if rule else None)
+        elif literal:
+            if "{{" in literal:
+                self._refuse(
+                    RULE_ASSUME_ROLE,
+                    name,
+                    explicit,
+                    f"assumeRole {literal!r} is neither a parameter reference such as "
+                    "'{{ AutomationAssumeRole }}' nor a plain role ARN. Fix the runbook.",
+                )
+            if explicit is not None and explicit != literal:
+                self._refuse(
+                    RULE_ASSUME_ROLE,
+                    name,
+                    explicit,
+                    f"the runbook always runs as its literal assumeRole {literal}, not as the task's role. "
+                    "Remove service_role_arn or use a runbook that takes the role as a parameter.",
+                )
+            role = literal
+        else:
+            if explicit is not None or self.require_service_role:
+                self._refuse(
+                    RULE_ASSUME_ROLE,
+                    name,
+                    explicit,
+                    "the runbook declares no assumeRole, so it would run on the caller's session (which "
+                    "expires 12 hours after the start) and ignore any role. Add "
+                    "assumeRole: '{{ AutomationAssumeRole }}' with an AutomationAssumeRole parameter.",
+                )
+            return None
+        if role is None:
+            if self.require_service_role:
+                self._refuse(
+                    RULE_SERVICE_ROLE,
+                    name,
+                    None,
+                    "no service role: set service_role_arn on the task or ask the administrator for a "
+                    "default_role for this runbook.",
+                )
+            return None
+        role = str(role)
+        self._check_role(rule, name, role)
+        return role
+
+    def _check_role(self, rule: DocumentRule | None, name: str, role: str) -> None:
+        """A listed runbook's role must match its patterns; under the built-in rule it must be a role ARN."""
+        if rule is None:
+            if not _ROLE_ARN.match(role):
+                self._refuse(
+                    RULE_SERVICE_ROLE,
+                    name,
+                    role,
+                    "this is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME). Give the role's full ARN.",
+                )
+        elif not rule.allows_role(role):
+            allowed = ", ".join(rule.roles) or "none"
+            self._refuse(
+                RULE_ROLE,
+                name,
+                role,
+                f"the role is not one the policy allows for this runbook (allowed: {allowed}). Use an "
+                "allowed role or ask the administrator to allow this one.",
+            )
+
+    def _api_parameters(
+        self, name: str, role: str | None, runbook: Runbook, values: Mapping[str, Any]
+    ) -> dict[str, list[str]]:
+        from airflow_ssm_delegate.documents.model import ParameterValidationError, to_api_parameters
+
+        try:
+            return to_api_parameters(runbook, values)
+        except ParameterValidationError as error:
+            problems = "; ".join(error.problems) or str(error)
+            self._refuse(
+                RULE_PARAMETERS, name, role, f"{len(error.problems)} parameter problem(s): {problems}"
+            )
+
+    def _merge_tags(
+        self, rule: DocumentRule | None, name: str, role: str | None, request: StartRequest
+    ) -> dict[str, str]:
+        """Audit tags + the task's tags + the policy's required tags; conflicts and overflow are refused."""
+        required = dict(rule.required_tags) if rule else {}
+        tags = dict(request.audit_tags)
+        for key, raw_value in request.tags.items():
+            value = str(raw_value)
+            if key.lower().startswith("aws:"):
+                self._refuse(
+                    RULE_TAGS, name, role, f"tag key {key!r}: keys starting with 'aws:' are reserved."
+                )
+            fixed = tags.get(key, required.get(key))
+            if fixed is not None and fixed != value:
+                owner = "Airflow's audit tag" if key in tags else "the policy's required tag"
+                self._refuse(
+                    RULE_TAGS,
+                    name,
+                    role,
+                    f"tag {key}={value!r} conflicts with {owner} {key}={fixed!r}. "
+                    "Drop it from the task's tags.",
+                )
+            tags[key] = value
+        tags.update(required)
+        if len(tags) > MAX_START_TAGS:
+            self._refuse(
+                RULE_TAGS,
+                name,
+                role,
+                f"{len(tags)} tags ({', '.join(tags)}) but AWS accepts at most {MAX_START_TAGS} at start: "
+                f"{len(request.audit_tags)} audit, {len(required)} required by the policy, the rest from the "
+                "task. Remove task tags until the total is 5 or fewer.",
+            )
+        return tags
+
+    def _refuse(self, rule: str, document: str, role: str | None, detail: str) -> NoReturn:
+        raise PolicyViolation(rule, document, role, detail, self.source)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str, mtime_ns: int, size: int) -> DelegationPolicy:
+    """One parse per file version: the key changes whenever the administrator edits the file."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise PolicyFileError(
+            path, CONFIG_OPTION, f"cannot read the file ({error})", "Make it a readable UTF-8 file."
+        ) from None
+    except yaml.YAMLError as error:
+        raise PolicyFileError(
+            path, "(syntax)", f"not valid YAML or JSON: {error}", "Fix the syntax at the position shown."
+        ) from None
+    return DelegationPolicy.from_mapping(data, path)
+
+
+def _parse_document_rule(source: str, name: str, entry: Any, require_service_role: bool) -> DocumentRule:
+    key = f"documents.{name}"
+    if entry is None:
+        entry = {}
+    if not isinstance(entry, Mapping):
+        raise PolicyFileError(
+            source,
+            key,
+            f"expected a mapping of rules, got {_kind(entry)}",
+            "Write e.g. '{roles: [arn:aws:iam::123456789012:role/Name]}'.",
+        )
+    _reject_unknown_keys(
+        source,
+        key,
+        entry,
+        {"roles", "default_role", "version", "sha256", "required_tags", "secret_parameters"},
+    )
+    roles = tuple(_string_list(source, f"{key}.roles", entry.get("roles", [])))
+    for pattern in roles:
+        if not pattern.startswith("arn:"):
+            raise PolicyFileError(
+                source,
+                f"{key}.roles",
+                f"{pattern!r} is not a role ARN pattern",
+                "Write full ARNs; '*' and '?' work as in IAM policies.",
+            )
+    default_role = entry.get("default_role")
+    if default_role is not None:
+        if not isinstance(default_role, str) or not _ROLE_ARN.match(default_role):
+            raise PolicyFileError(
+                source,
+                f"{key}.default_role",
+                f"{default_role!r} is not an IAM role ARN",
+                "Write arn:aws:iam::ACCOUNT:role/NAME.",
+            )
+        if not roles:
+            roles = (default_role,)
+        elif not any(_iam_pattern(p).fullmatch(default_role) for p in roles):
+            raise PolicyFileError(
+                source,
+                f"{key}.default_role",
+                f"{default_role} matches none of 'roles'",
+                "Add it to roles or pick a default that roles allow.",
+            )
+    if not roles and require_service_role:
+        raise PolicyFileError(
+            source,
+            f"{key}.roles",
+            "missing: with require_service_role the runbook could never start",
+            "List the roles it may run under, or set default_role.",
+        )
+    version = entry.get("version")
+    if version is not None and (isinstance(version, bool) or not _VERSION.match(str(version))):
+        raise PolicyFileError(
+            source,
+            f"{key}.version",
+            f"{version!r} is not a document version number",
+            'Pin a number such as "3" ($DEFAULT and $LATEST are not pins).',
+        )
+    sha256 = entry.get("sha256")
+    if sha256 is not None and not (isinstance(sha256, str) and _SHA256.match(sha256.lower())):
+        raise PolicyFileError(
+            source,
+            f"{key}.sha256",
+            f"{sha256!r} is not a SHA-256 hex digest",
+            "Copy the Hash of the approved version from DescribeDocument (64 hex digits).",
+        )
+    return DocumentRule(
+        document=name,
+        roles=roles,
+        default_role=default_role,
+        version=str(version) if version is not None else None,
+        sha256=sha256.lower() if sha256 else None,
+        required_tags=_required_tags(source, f"{key}.required_tags", entry.get("required_tags") or {}),
+        secret_parameters=frozenset(
+            _string_list(source, f"{key}.secret_parameters", entry.get("secret_parameters", []))
+        ),
+    )
+
+
+def _required_tags(source: str, key: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise PolicyFileError(
+            source,
+            key,
+            f"expected a mapping of tag key to value, got {_kind(value)}",
+            "Write e.g. '{CostCenter: \"cc-1234\"}'.",
+        )
+    if any(k.lower().startswith("aws:") for k in value):
+        raise PolicyFileError(
+            source, key, "tag keys starting with 'aws:' are reserved by AWS", "Rename them."
+        )
+    if len(value) > MAX_START_TAGS - len(AUDIT_TAG_KEYS):
+        raise PolicyFileError(
+            source,
+            key,
+            f"{len(value)} required tags leave no room: AWS accepts {MAX_START_TAGS} tags at "
+            f"start and Airflow adds {len(AUDIT_TAG_KEYS)} audit tags",
+            f"Keep at most {MAX_START_TAGS - len(AUDIT_TAG_KEYS)} required tags.",
+        )
+    return {k: "" if v is None else str(v) for k, v in value.items()}
+
+
+def _string_list(source: str, key: str, value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise PolicyFileError(
+            source,
+            key,
+            f"expected a list of non-empty strings, got {value!r}",
+            "Write a YAML list, e.g. ['a', 'b'].",
+        )
+    return value
+
+
+def _reject_unknown_keys(source: str, prefix: str, data: Mapping[Any, Any], known: Collection[str]) -> None:
+    for key in data:
+        if key not in known:
+            raise PolicyFileError(
+                source,
+                f"{prefix}.{key}" if prefix else str(key),
+                "unknown key",
+                f"Use one of: {', '.join(sorted(known))} (check the spelling).",
+            )
+
+
+@functools.lru_cache(maxsize=256)
+def _iam_pattern(pattern: str) -> re.Pattern[str]:
+    """IAM ARN matching: ``*`` any run of characters, ``?`` one character, everything else literal."""
+    return re.compile(
+        "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.DOTALL
+    )
+
+
+def _is_unresolved(value: Any) -> bool:
+    """A Jinja template, XComArg or mapped value: present at parse time, known only at run time."""
+    if value is None:
+        return False
+    return not isinstance(value, str) or "{{" in value or "{%" in value
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
