@@ -365,7 +365,7 @@ def structural_problems(data: Any) -> list[Problem]:
     return problems
 
 
-def _parameter_spec(name: str, declaration: Mapping[str, Any]) -> ParameterSpec:
+def parameter_spec(name: str, declaration: Mapping[str, Any]) -> ParameterSpec:
     allowed = declaration.get("allowedValues")
     return ParameterSpec(
         name=name,
@@ -405,7 +405,7 @@ def build_runbook(data: Mapping[str, Any], lines: Mapping[Path, int], source: st
         description=data.get("description"),
         assume_role=data.get("assumeRole"),
         parameters={
-            name: _parameter_spec(name, decl) for name, decl in (data.get("parameters") or {}).items()
+            name: parameter_spec(name, decl) for name, decl in (data.get("parameters") or {}).items()
         },
         steps=tuple(
             _step_spec(step, lines.get(("mainSteps", i))) for i, step in enumerate(data["mainSteps"])

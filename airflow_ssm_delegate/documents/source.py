@@ -35,7 +35,10 @@ def _index_lines(node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:
 
 def load_with_lines(content: str | bytes) -> tuple[Any, dict[Path, int]]:
     """Parse ``content``; returns (data, {path: line}). Raises ``SourceError`` on a syntax error."""
-    text = content.decode("utf-8") if isinstance(content, bytes) else content
+    try:
+        text = content.decode("utf-8") if isinstance(content, bytes) else content
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
