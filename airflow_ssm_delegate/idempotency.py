@@ -62,12 +62,8 @@ def derive_client_token(
     return str(uuid.uuid5(TOKEN_NAMESPACE, "|".join(parts)))
 
 
-def mismatch_message(document_name: str, identity: TaskIdentity, token: str) -> str:
-    """Explain an IdempotentParameterMismatch: this task instance started the runbook with other arguments."""
-    return (
-        f"An earlier try of {identity.dag_id}.{identity.task_id} (run {identity.run_id!r}, map index "
-        f"{identity.map_index}) already started runbook {document_name!r} with ClientToken {token}, but with "
-        "different arguments (parameters, version, role, tags or targets changed between tries). To attach "
-        "to that execution, restore the original arguments; to start a new execution on purpose, set a new "
-        "idempotency_key (or reattach=False)."
-    )
+def replacement_token(client_token: str, replaces_execution_id: str | None) -> str:
+    """A user-given ClientToken, or (when retrying its failed execution) a token derived from both."""
+    if not replaces_execution_id:
+        return client_token
+    return str(uuid.uuid5(TOKEN_NAMESPACE, f"{client_token}|after:{replaces_execution_id}"))

@@ -14,22 +14,24 @@ duration, a Timestamp sleep cannot finish before its timestamp, everything else 
 
 What the bound cannot see: someone stopping the execution (StopAutomationExecution) or rejecting an
 approval from outside. Those are noticed within ``max_poll_interval`` (default one hour) — the cap.
-Everything here is pure (no I/O, no clock of its own), so it is tested directly.
+The schedule is pure (no I/O, time passed in), so it is tested directly. The process-wide clock at
+the end is what the watch loops read and sleep on: wall time, or the local runtime's simulated clock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Protocol
 
 import isodate
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
 
     from airflow_ssm_delegate.documents.model import Runbook, StepSpec
 
@@ -284,3 +286,41 @@ class ExecutionWatch:
             current_step_inputs=record.get("Inputs") or {},
         )
         return self.schedule.next_delay(bound)
+
+
+class Clock(Protocol):
+    """Where "now" comes from and how long a wait of ``seconds`` takes in real (wall) seconds."""
+
+    def now(self) -> datetime: ...
+
+    def wall_seconds(self, sim_seconds: float) -> float: ...
+
+
+class WallClock:
+    """Real time."""
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+    def wall_seconds(self, sim_seconds: float) -> float:
+        return max(0.0, sim_seconds)
+
+
+class _ProcessClock:
+    """Holds the clock every trigger and poller of this process uses."""
+
+    current: Clock = WallClock()
+
+
+def current_clock() -> Clock:
+    return _ProcessClock.current
+
+
+@contextlib.contextmanager
+def use_clock(clock: Clock) -> Iterator[Clock]:
+    """Run triggers and pollers of this process on ``clock`` (e.g. the local runtime's simulated clock)."""
+    previous, _ProcessClock.current = _ProcessClock.current, clock
+    try:
+        yield clock
+    finally:
+        _ProcessClock.current = previous

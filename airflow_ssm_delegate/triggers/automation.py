@@ -1,0 +1,144 @@
+"""Deferred waiting for an SSM Automation execution, in the triggerer.
+
+The trigger's whole state is its kwargs (execution id + connection settings + polling settings) and
+AWS itself, so a triggerer restart or redistribution simply re-runs :meth:`run` from scratch: the first
+poll reports wherever the execution is now, and an execution that ended while nobody watched is reported
+at once. All AWS I/O goes through the process's shared :class:`~.poller.BatchedPoller`, which runs the
+synchronous boto3 hook in worker threads — see that module for why not aiobotocore.
+
+Killing: :meth:`on_kill` (Airflow 3.3 calls it only when a user clears or marks the deferred task)
+cancels the execution, so the runbook's onCancel steps run. ``cleanup`` is deliberately not overridden:
+it also runs on every triggerer restart, where cancelling would kill healthy long runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_ssm_delegate.connection import ConnectionSettings
+from airflow_ssm_delegate.polling import (
+    DEFAULT_MAX_POLL_INTERVAL,
+    ExecutionWatch,
+    PollSchedule,
+    current_clock,
+)
+from airflow_ssm_delegate.retry import error_code
+from airflow_ssm_delegate.status import SUCCESS_STATUSES, TERMINAL_STATUSES
+from airflow_ssm_delegate.triggers.poller import due_in, get_poller
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+log = logging.getLogger(__name__)
+
+EVENT_SUCCESS = "success"
+EVENT_FAILURE = "failure"
+EVENT_ERROR = "error"
+ALREADY_ENDED_CODES = frozenset(
+    {"InvalidAutomationStatusUpdateException", "AutomationExecutionNotFoundException"}
+)
+
+
+class SsmAutomationExecutionTrigger(BaseTrigger):
+    """Fires once the execution ends: ``{"status": "success"|"failure"|"error", "execution_id", ...}``.
+
+    :param execution_id: the AutomationExecutionId to watch.
+    :param waiter_delay: seconds between polls when nothing is known about the time left (and the
+        longest the end can go unnoticed).
+    :param max_poll_interval: the longest wait between two polls, even inside a long sleep.
+    :param step_aware: poll rarely while the runbook provably cannot end (see ``polling``).
+    :param cancel_on_kill: stop the execution (Cancel) when a user clears or marks the deferred task.
+    """
+
+    def __init__(
+        self,
+        execution_id: str,
+        *,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+        waiter_delay: float = 30,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+        step_aware: bool = True,
+        cancel_on_kill: bool = True,
+    ) -> None:
+        super().__init__()
+        if not execution_id:
+            raise ValueError("SsmAutomationExecutionTrigger needs the execution_id of the execution to watch")
+        self.execution_id = execution_id
+        self.connection = ConnectionSettings(aws_conn_id, region_name, verify, botocore_config)
+        self.schedule = PollSchedule(waiter_delay=waiter_delay, max_poll_interval=max_poll_interval)
+        self.step_aware = step_aware
+        self.cancel_on_kill = cancel_on_kill
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "execution_id": self.execution_id,
+                **self.connection.as_kwargs(),
+                "waiter_delay": self.schedule.waiter_delay,
+                "max_poll_interval": self.schedule.max_poll_interval,
+                "step_aware": self.step_aware,
+                "cancel_on_kill": self.cancel_on_kill,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        poller = get_poller(self.connection)
+        watch = ExecutionWatch(self.schedule, step_aware=self.step_aware)
+        due_at = current_clock().now()
+        while True:
+            try:
+                metadata = await poller.status(self.execution_id, due_at)
+                status = str(metadata.get("AutomationExecutionStatus"))
+                if status in TERMINAL_STATUSES:
+                    yield TriggerEvent(
+                        self._event(EVENT_SUCCESS if status in SUCCESS_STATUSES else EVENT_FAILURE, status)
+                    )
+                    return
+                delay = await self._next_delay(poller, watch, metadata)
+            except Exception as exc:
+                log.exception("Lost track of automation execution %s", self.execution_id)
+                yield TriggerEvent(
+                    self._event(
+                        EVENT_ERROR, None, message=f"{type(exc).__name__}: {exc}", code=error_code(exc)
+                    )
+                )
+                return
+            due_at = due_in(delay)
+
+    async def _next_delay(self, poller: Any, watch: ExecutionWatch, metadata: dict[str, Any]) -> float:
+        runbook = None
+        if self.step_aware and metadata.get("DocumentName"):
+            runbook = await poller.runbook(metadata["DocumentName"], metadata.get("DocumentVersion"))
+        steps = None
+        if watch.needs_step_records(metadata, runbook):
+            steps = await poller.call("get_step_executions", self.execution_id)
+        return watch.next_delay(metadata, runbook, current_clock().now(), steps)
+
+    def _event(self, outcome: str, execution_status: str | None, **extra: Any) -> dict[str, Any]:
+        return {
+            "status": outcome,
+            "execution_id": self.execution_id,
+            "execution_status": execution_status,
+            **extra,
+        }
+
+    async def on_kill(self) -> None:
+        """Cancel the execution when the user kills the deferred task (never on triggerer restarts)."""
+        if not self.cancel_on_kill:
+            return
+        poller = get_poller(self.connection)
+        try:
+            await poller.call("stop_automation_execution", self.execution_id, "Cancel")
+        except Exception as exc:
+            if error_code(exc) in ALREADY_ENDED_CODES:
+                log.info("Execution %s had already ended; nothing to cancel.", self.execution_id)
+                return
+            raise
+        log.info("Cancelled automation execution %s because its task was killed.", self.execution_id)

@@ -1,0 +1,257 @@
+"""One batched status poller per triggerer process (and connection), shared by every automation trigger.
+
+A triggerer may watch hundreds of executions. Instead of one GetAutomationExecution per trigger per
+poll, each trigger tells the poller *when* it next needs a fresh status; the poller wakes at the earliest
+due time and asks DescribeAutomationExecutions about up to 10 execution ids at once (ExecutionId filter),
+filling a batch with the executions due next so their answers come for free. If the service refuses
+the batched filter (ValidationException and friends) the poller falls back to one
+GetAutomationExecution per execution for the rest of the process's life.
+
+Every AWS call is the synchronous boto3 hook run in a worker thread (``asyncio.to_thread``): aiobotocore
+pins an older botocore (it would drag boto3 down for the whole deployment) and does not work with moto
+in-process, while boto3 clients are thread-safe — so the event loop never blocks on I/O. Throttling,
+5xx and connection errors are absorbed with a bounded, jittered backoff (``retry.Backoff``); only after
+that is exhausted does the error reach the waiting triggers.
+
+Time comes from the process-wide clock of ``polling`` (wall time by default). Benchmarks install the local
+runtime's simulated clock with ``polling.use_clock``; it is not part of any trigger's serialized kwargs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import weakref
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from airflow_ssm_delegate.polling import current_clock
+from airflow_ssm_delegate.retry import (
+    DEFAULT_BACKOFF,
+    Backoff,
+    call_with_backoff_async,
+    error_code,
+    is_transient,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from airflow_ssm_delegate.connection import ConnectionSettings
+    from airflow_ssm_delegate.documents.model import Runbook
+    from airflow_ssm_delegate.hooks.automation import SsmAutomationHook
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+BATCH_SIZE = 10  # DescribeAutomationExecutions: at most 10 values per filter
+BATCH_REFUSED_CODES = frozenset(
+    {"ValidationException", "InvalidFilterKey", "InvalidFilterValue", "InvalidFilter"}
+)
+
+
+async def sleep(seconds: float) -> None:
+    """Sleep ``seconds`` of (possibly simulated) time without blocking the loop."""
+    await asyncio.sleep(current_clock().wall_seconds(seconds))
+
+
+@dataclass(order=True)
+class _Request:
+    due_at: datetime
+    seq: int
+    execution_id: str = field(compare=False)
+    future: asyncio.Future[dict[str, Any]] = field(compare=False)
+
+
+class BatchedPoller:
+    """Answers "what is the status of execution X, no older than time T?" with as few calls as possible."""
+
+    def __init__(
+        self,
+        hook_factory: Callable[[], SsmAutomationHook],
+        *,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        self._hook_factory = hook_factory
+        self._hook: SsmAutomationHook | None = None
+        self._backoff = backoff
+        self._batch_size = batch_size
+        self._queue: list[_Request] = []
+        self._seq = itertools.count()
+        self._wakeup = asyncio.Event()
+        self._driver: asyncio.Task[None] | None = None
+        self._runbooks: dict[tuple[str, str | None], asyncio.Future[Runbook | None]] = {}
+        self.batching_refused = False
+        self.hook_calls = 0
+
+    # -- public -----------------------------------------------------------------------------------
+
+    async def status(self, execution_id: str, due_at: datetime) -> dict[str, Any]:
+        """The execution's metadata (status, CurrentStepName, ...) as fetched at or after ``due_at``.
+
+        It may come earlier when the execution rides along in another batch.
+        """
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        request = _Request(due_at, next(self._seq), execution_id, future)
+        heapq.heappush(self._queue, request)
+        if self._queue[0] is request:
+            self._wakeup.set()
+        self._ensure_driver()
+        try:
+            return await future
+        finally:
+            if not future.done():
+                future.cancel()  # the trigger went away: the driver skips it
+
+    async def call(self, method: str, *args: Any) -> Any:
+        """Call a hook method in a thread, absorbing transient errors (counts towards ``hook_calls``)."""
+        return await call_with_backoff_async(
+            lambda: self._in_thread(method, *args),
+            backoff=self._backoff,
+            sleep=sleep,
+            on_retry=self._log_retry,
+        )
+
+    async def runbook(self, name: str, version: str | None) -> Runbook | None:
+        """The parsed runbook, fetched once per process; None if unreadable (polling then ignores steps)."""
+        key = (name, version)
+        if key not in self._runbooks:
+            future: asyncio.Future[Runbook | None] = asyncio.get_running_loop().create_future()
+            self._runbooks[key] = future
+            try:
+                runbook, _ = await self.call("get_runbook", name, version)
+                future.set_result(runbook)
+            except Exception as exc:
+                log.warning(
+                    "Cannot read runbook %s (version %s) for step-aware polling: %s", name, version, exc
+                )
+                future.set_result(None)
+        return await asyncio.shield(self._runbooks[key])
+
+    # -- driver -----------------------------------------------------------------------------------
+
+    def _ensure_driver(self) -> None:
+        if self._driver is None or self._driver.done():
+            self._driver = asyncio.get_running_loop().create_task(self._drive(), name="ssm-automation-poller")
+
+    def _discard_cancelled(self) -> None:
+        while self._queue and self._queue[0].future.done():
+            heapq.heappop(self._queue)
+
+    async def _drive(self) -> None:
+        while True:
+            self._discard_cancelled()
+            if not self._queue:
+                return
+            wait = (self._queue[0].due_at - current_clock().now()).total_seconds()
+            if wait > 0:
+                self._wakeup.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=current_clock().wall_seconds(wait))
+                continue
+            await self._poll_due()
+
+    def _take_batch(self) -> list[_Request]:
+        """All due requests, plus the soonest not-yet-due ones to fill the last batch of 10."""
+        now = current_clock().now()
+        taken: list[_Request] = []
+        ids: set[str] = set()
+        while self._queue:
+            head = self._queue[0]
+            if head.future.done():
+                heapq.heappop(self._queue)
+                continue
+            batch_full = len(ids) % self._batch_size == 0
+            if head.due_at > now and head.execution_id not in ids and batch_full:
+                break
+            taken.append(heapq.heappop(self._queue))
+            ids.add(head.execution_id)
+        return taken
+
+    async def _poll_due(self) -> None:
+        requests = self._take_batch()
+        by_id: dict[str, list[_Request]] = {}
+        for request in requests:
+            by_id.setdefault(request.execution_id, []).append(request)
+        try:
+            results = await call_with_backoff_async(
+                lambda: self._fetch(list(by_id)), backoff=self._backoff, sleep=sleep, on_retry=self._log_retry
+            )
+        except Exception as exc:
+            for request in requests:
+                if not request.future.done():
+                    request.future.set_exception(exc)
+            return
+        for execution_id, waiting in by_id.items():
+            outcome = results[execution_id]
+            for request in waiting:
+                if request.future.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    request.future.set_exception(outcome)
+                else:
+                    request.future.set_result(outcome)
+
+    async def _fetch(self, execution_ids: list[str]) -> dict[str, dict[str, Any] | BaseException]:
+        results: dict[str, dict[str, Any] | BaseException] = {}
+        if not self.batching_refused:
+            for start in range(0, len(execution_ids), self._batch_size):
+                chunk = execution_ids[start : start + self._batch_size]
+                try:
+                    found = await self._in_thread("describe_automation_executions", chunk)
+                except Exception as exc:
+                    if error_code(exc) not in BATCH_REFUSED_CODES:
+                        raise
+                    log.warning("Batched DescribeAutomationExecutions refused (%s); polling one by one.", exc)
+                    self.batching_refused = True
+                    break
+                for metadata in found:
+                    results[metadata["AutomationExecutionId"]] = metadata
+        for execution_id in execution_ids:
+            if execution_id not in results:  # batching refused, or the listing does not show it (yet)
+                results[execution_id] = await self._get_one(execution_id)
+        return results
+
+    async def _get_one(self, execution_id: str) -> dict[str, Any] | BaseException:
+        try:
+            execution = await self._in_thread("get_automation_execution", execution_id)
+        except Exception as exc:
+            if is_transient(exc):
+                raise  # the whole poll is retried with backoff
+            return exc
+        return dict(execution)
+
+    async def _in_thread(self, method: str, *args: Any) -> Any:
+        if self._hook is None:
+            self._hook = await asyncio.to_thread(self._hook_factory)
+        self.hook_calls += 1
+        return await asyncio.to_thread(getattr(self._hook, method), *args)
+
+    @staticmethod
+    def _log_retry(exc: BaseException, delay: float) -> None:
+        log.warning("Transient AWS error, retrying in %.1f s: %s", delay, exc)
+
+
+# One poller per event loop and connection settings: the triggerer runs one loop; tests run many.
+_POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], BatchedPoller]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def get_poller(settings: ConnectionSettings) -> BatchedPoller:
+    """The shared poller for ``settings`` in the running event loop (created on first use)."""
+    pollers = _POLLERS.setdefault(asyncio.get_running_loop(), {})
+    key = settings.key()
+    if key not in pollers:
+        pollers[key] = BatchedPoller(settings.build_hook)
+    return pollers[key]
+
+
+def due_in(seconds: float) -> datetime:
+    """The clock's now + ``seconds``."""
+    return current_clock().now() + timedelta(seconds=seconds)

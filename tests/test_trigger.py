@@ -1,0 +1,249 @@
+"""SsmAutomationExecutionTrigger: serialization, events, step-aware waits, retries, on_kill (Stubber)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from airflow_ssm_delegate.connection import ConnectionSettings
+from airflow_ssm_delegate.hooks.automation import SsmAutomationHook
+from airflow_ssm_delegate.polling import use_clock
+from airflow_ssm_delegate.triggers.automation import SsmAutomationExecutionTrigger
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+SLEEP_RUNBOOK = """
+schemaVersion: '0.3'
+assumeRole: '{{ AutomationAssumeRole }}'
+parameters:
+  AutomationAssumeRole: {type: String}
+mainSteps:
+  - name: window
+    action: aws:sleep
+    inputs: {Duration: PT2H}
+  - name: verify
+    action: aws:executeAwsApi
+    inputs: {Service: ec2, Api: DescribeInstances}
+"""
+
+
+class FastClock:
+    """Simulated time that only moves when someone waits on it: waits cost no wall time at all."""
+
+    def __init__(self) -> None:
+        self.current = datetime(2026, 11, 28, tzinfo=timezone.utc)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def wall_seconds(self, sim_seconds: float) -> float:
+        self.current += timedelta(seconds=max(0.0, sim_seconds))
+        return 0.0
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def stubbed_hook() -> tuple[SsmAutomationHook, Stubber]:
+    """A real hook whose boto3 client answers from a Stubber (which checks shapes against the API model)."""
+    hook = SsmAutomationHook(aws_conn_id=None, region_name="us-east-1")
+    client = boto3.client("ssm", region_name="us-east-1")
+    stubber = Stubber(client)
+    stubber.activate()
+    hook.__dict__["conn"] = client
+    return hook, stubber
+
+
+def metadata(execution_id: str, status: str, step: str | None = None, **extra: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {"AutomationExecutionId": execution_id, "AutomationExecutionStatus": status}
+    if step:
+        item["CurrentStepName"] = step
+    return {**item, **extra}
+
+
+def add_describe(stubber: Stubber, ids: list[str], *items: dict[str, Any]) -> None:
+    stubber.add_response(
+        "describe_automation_executions",
+        {"AutomationExecutionMetadataList": list(items)},
+        {"Filters": [{"Key": "ExecutionId", "Values": ids}]},
+    )
+
+
+@pytest.fixture
+def clock() -> Iterator[FastClock]:
+    fast = FastClock()
+    with use_clock(fast):
+        yield fast
+
+
+@pytest.fixture
+def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
+    """Every poller built in this test talks to one stubbed client."""
+    hook, stubber = stubbed_hook()
+    monkeypatch.setattr(ConnectionSettings, "build_hook", lambda self: hook)
+    yield stubber
+    stubber.assert_no_pending_responses()
+
+
+async def first_event(trigger: SsmAutomationExecutionTrigger) -> dict[str, Any]:
+    async for event in trigger.run():
+        return event.payload
+    raise AssertionError("the trigger ended without an event")
+
+
+def test_serialization_round_trip_keeps_every_setting() -> None:
+    trigger = SsmAutomationExecutionTrigger(
+        "11111111-2222-3333-4444-555555555555",
+        aws_conn_id="ops",
+        region_name="eu-west-1",
+        verify="/etc/ca.pem",
+        botocore_config={"read_timeout": 30},
+        waiter_delay=15,
+        max_poll_interval=600,
+        step_aware=False,
+        cancel_on_kill=False,
+    )
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_ssm_delegate.triggers.automation.SsmAutomationExecutionTrigger"
+    module_name, class_name = classpath.rsplit(".", 1)
+    cls = getattr(__import__(module_name, fromlist=[class_name]), class_name)
+    rebuilt = cls(**kwargs)
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert kwargs["verify"] == "/etc/ca.pem"
+    assert kwargs["botocore_config"] == {"read_timeout": 30}
+    assert kwargs["cancel_on_kill"] is False
+
+
+def test_trigger_requires_an_execution_id() -> None:
+    with pytest.raises(ValueError, match="needs the execution_id"):
+        SsmAutomationExecutionTrigger("")
+
+
+async def test_success_after_polls(stub: Stubber, clock: FastClock) -> None:
+    execution_id = new_id()
+    add_describe(stub, [execution_id], metadata(execution_id, "InProgress"))
+    add_describe(stub, [execution_id], metadata(execution_id, "Success"))
+    trigger = SsmAutomationExecutionTrigger(execution_id, aws_conn_id=None, waiter_delay=30, step_aware=False)
+    started = clock.now()
+    event = await first_event(trigger)
+    assert event == {"status": "success", "execution_id": execution_id, "execution_status": "Success"}
+    assert clock.now() - started == timedelta(seconds=30)
+
+
+@pytest.mark.parametrize("status", ["Failed", "Cancelled", "TimedOut", "Rejected", "CompletedWithFailure"])
+async def test_failure_statuses_fire_a_failure_event(stub: Stubber, clock: FastClock, status: str) -> None:
+    execution_id = new_id()
+    add_describe(stub, [execution_id], metadata(execution_id, status))
+    event = await first_event(SsmAutomationExecutionTrigger(execution_id, aws_conn_id=None, step_aware=False))
+    assert event["status"] == "failure"
+    assert event["execution_status"] == status
+
+
+async def test_waits_through_a_sleep_with_few_calls(stub: Stubber, clock: FastClock) -> None:
+    """A 2-hour aws:sleep with a 30 s waiter_delay and a 1 h cap: 3 status calls instead of 240."""
+    execution_id = new_id()
+    meta = {"DocumentName": "Maintenance", "DocumentVersion": "1"}
+    add_describe(stub, [execution_id], metadata(execution_id, "InProgress", "window", **meta))
+    stub.add_response(
+        "get_document",
+        {"Name": "Maintenance", "DocumentVersion": "1", "Content": SLEEP_RUNBOOK, "DocumentFormat": "YAML"},
+        {"Name": "Maintenance", "DocumentVersion": "1"},
+    )
+    stub.add_response(
+        "describe_document",
+        {"Document": {"Name": "Maintenance"}},
+        {"Name": "Maintenance", "DocumentVersion": "1"},
+    )
+    stub.add_response(
+        "describe_automation_step_executions",
+        {
+            "StepExecutions": [
+                {
+                    "StepName": "window",
+                    "Action": "aws:sleep",
+                    "StepStatus": "InProgress",
+                    "ExecutionStartTime": clock.now(),
+                    "Inputs": {"Duration": '"PT2H"'},
+                }
+            ]
+        },
+        {"AutomationExecutionId": execution_id},
+    )
+    add_describe(stub, [execution_id], metadata(execution_id, "InProgress", "window", **meta))
+    add_describe(stub, [execution_id], metadata(execution_id, "Success", **meta))
+    started = clock.now()
+    trigger = SsmAutomationExecutionTrigger(
+        execution_id, aws_conn_id=None, waiter_delay=30, max_poll_interval=3600
+    )
+    event = await first_event(trigger)
+    assert event["status"] == "success"
+    # Polled at 0, 1 h (cap) and 2 h - margin: it never looked during the sleep more than the cap allows.
+    assert timedelta(hours=1, minutes=59) <= clock.now() - started <= timedelta(hours=2)
+
+
+async def test_throttling_is_retried_without_failing(stub: Stubber, clock: FastClock) -> None:
+    execution_id = new_id()
+    stub.add_client_error(
+        "describe_automation_executions", "ThrottlingException", "Rate exceeded", http_status_code=400
+    )
+    stub.add_client_error(
+        "describe_automation_executions", "InternalServerError", "oops", http_status_code=500
+    )
+    add_describe(stub, [execution_id], metadata(execution_id, "Success"))
+    trigger = SsmAutomationExecutionTrigger(execution_id, aws_conn_id=None, step_aware=False)
+    assert (await first_event(trigger))["status"] == "success"
+
+
+async def test_a_permanent_error_fires_an_error_event(stub: Stubber, clock: FastClock) -> None:
+    execution_id = new_id()
+    stub.add_client_error(
+        "describe_automation_executions", "AccessDeniedException", "not allowed", http_status_code=400
+    )
+    event = await first_event(SsmAutomationExecutionTrigger(execution_id, aws_conn_id=None, step_aware=False))
+    assert event["status"] == "error"
+    assert event["code"] == "AccessDeniedException"
+    assert "not allowed" in event["message"]
+
+
+async def test_on_kill_cancels_the_execution(stub: Stubber, clock: FastClock) -> None:
+    execution_id = new_id()
+    stub.add_response(
+        "stop_automation_execution", {}, {"AutomationExecutionId": execution_id, "Type": "Cancel"}
+    )
+    await SsmAutomationExecutionTrigger(execution_id, aws_conn_id=None).on_kill()
+
+
+async def test_on_kill_of_an_ended_execution_is_quiet(stub: Stubber, clock: FastClock) -> None:
+    execution_id = new_id()
+    stub.add_client_error(
+        "stop_automation_execution", "InvalidAutomationStatusUpdateException", "already Success"
+    )
+    await SsmAutomationExecutionTrigger(execution_id, aws_conn_id=None).on_kill()
+
+
+async def test_no_cancel_when_disabled_nor_on_cleanup(stub: Stubber, clock: FastClock) -> None:
+    # No stubbed response: any AWS call here would raise.
+    trigger = SsmAutomationExecutionTrigger(new_id(), aws_conn_id=None, cancel_on_kill=False)
+    await trigger.on_kill()
+    await SsmAutomationExecutionTrigger(new_id(), aws_conn_id=None).cleanup()
+
+
+async def test_restarted_trigger_reports_an_execution_that_ended_meanwhile(
+    stub: Stubber, clock: FastClock
+) -> None:
+    """A triggerer restart rebuilds the trigger from its kwargs; the first poll finds the end at once."""
+    execution_id = new_id()
+    original = SsmAutomationExecutionTrigger(execution_id, aws_conn_id=None, step_aware=False)
+    _, kwargs = original.serialize()
+    add_describe(stub, [execution_id], metadata(execution_id, "Success"))
+    started = clock.now()
+    event = await first_event(SsmAutomationExecutionTrigger(**kwargs))
+    assert event["status"] == "success"
+    assert clock.now() == started
