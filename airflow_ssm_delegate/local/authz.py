@@ -1,0 +1,308 @@
+"""IAM for the local runtime: who is calling, may they, and the engine's service-role decisions.
+
+``RequestGuard`` authenticates every wire request (SigV4 key -> principal, see ``principals``) and
+authorises it with ``iam_eval`` against the ARNs and condition keys from ``resources``. ``IamAuthorizer``
+implements the engine's ``Authorizer`` protocol: ``authorize_start`` (StartAutomationExecution on the
+runbook, iam:PassRole on the service role) and ``assume_service_role`` (the role's trust policy must let
+ssm.amazonaws.com assume it, then STS-style session keys are minted in moto's STS backend, so the
+guard recognises them and evaluates the role's policies).
+
+With ``enforce`` off everyone is allowed, but keys are still resolved (so callers have their ARN) and
+service-role credentials are still minted.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from moto.iam.exceptions import NotFoundException
+from moto.iam.models import iam_backends
+from moto.sts.models import sts_backends
+
+from airflow_ssm_delegate.local.errors import AutomationApiError
+from airflow_ssm_delegate.local.iam_eval import (
+    ContextValue,
+    Decision,
+    Principal,
+    RequestContext,
+    evaluate,
+)
+from airflow_ssm_delegate.local.identity import Caller, Credentials
+from airflow_ssm_delegate.local.principals import (
+    PARTITION,
+    AuthenticatedPrincipal,
+    AuthenticationError,
+    SignedRequest,
+    parse_authorization,
+    resolve_access_key,
+    verify_signature,
+)
+from airflow_ssm_delegate.local.resources import ALWAYS_ALLOWED, Check, Scope, checks_for, ssm_document_arn
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from airflow_ssm_delegate.local.wire import AwsRequest
+
+SSM_SERVICE_PRINCIPAL = "ssm.amazonaws.com"
+SERVICE_ROLE_SESSION_SECONDS = 43_200  # the service refreshes them; the engine owns session expiry rules
+
+
+class AccessDenied(Exception):
+    """The principal may not do ``action`` on ``resource``; the message is AWS's wording."""
+
+    def __init__(self, principal_arn: str, action: str, resource: str, decision: Decision) -> None:
+        reason = (
+            "with an explicit deny in an identity-based policy"
+            if decision is Decision.EXPLICIT_DENY
+            else f"because no identity-based policy allows the {action} action"
+        )
+        super().__init__(
+            f"User: {principal_arn} is not authorized to perform: {action} on resource: {resource} {reason}"
+        )
+        self.action = action
+        self.resource = resource
+
+
+def principal_arn(principal: AuthenticatedPrincipal) -> str:
+    """``aws:PrincipalArn``: for an assumed-role session that is the role's ARN, not the session's."""
+    if principal.kind == "assumed-role":
+        return f"arn:aws:iam::{principal.account_id}:role/{principal.name}"
+    return principal.arn
+
+
+class PolicyEngine:
+    """Decides one principal's checks: identity policies, intersected with a session policy if any."""
+
+    def __init__(self, scope: Scope, enforce: bool) -> None:
+        self.scope = scope
+        self.enforce = enforce
+
+    def global_context(
+        self, principal: AuthenticatedPrincipal, source_ip: str = ""
+    ) -> dict[str, ContextValue]:
+        now = datetime.now(timezone.utc)
+        context: dict[str, ContextValue] = {
+            "aws:PrincipalArn": principal_arn(principal),
+            "aws:PrincipalAccount": principal.account_id,
+            "aws:RequestedRegion": self.scope.region,
+            "aws:SecureTransport": "false",
+            "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "aws:EpochTime": str(int(now.timestamp())),
+            **principal.context,
+        }
+        if source_ip:
+            context["aws:SourceIp"] = source_ip
+        return context
+
+    def decide(
+        self, principal: AuthenticatedPrincipal, check: Check, context: Mapping[str, ContextValue]
+    ) -> Decision:
+        request = RequestContext(check.action, check.resource, {**context, **check.context})
+        decision = evaluate(principal.policies, request)
+        if principal.session_policy is None or decision is Decision.EXPLICIT_DENY:
+            return decision
+        session = evaluate([principal.session_policy], request)
+        if session is not Decision.ALLOW:
+            return session
+        return decision
+
+    def require(
+        self, principal: AuthenticatedPrincipal, checks: Sequence[Check], source_ip: str = ""
+    ) -> None:
+        """Raise AccessDenied for the first check that is not allowed (all must be, as on AWS)."""
+        if not self.enforce:
+            return
+        context = self.global_context(principal, source_ip)
+        for check in checks:
+            if check.action in ALWAYS_ALLOWED:
+                continue
+            decision = self.decide(principal, check, context)
+            if decision is not Decision.ALLOW:
+                raise AccessDenied(principal.arn, check.action, check.resource, decision)
+
+
+def _role(account_id: str, role_arn: str) -> object | None:
+    try:
+        return iam_backends[account_id][PARTITION].get_role_by_arn(role_arn)
+    except NotFoundException:
+        return None
+
+
+def trust_decision(
+    trust_policy: str, role_arn: str, principal: Principal, context: Mapping[str, ContextValue]
+) -> Decision:
+    """Evaluate a role's trust policy for ``sts:AssumeRole`` by ``principal``."""
+    return evaluate([trust_policy], RequestContext("sts:AssumeRole", role_arn, context, principal))
+
+
+class RequestGuard:
+    """Authenticates and authorises wire requests; returns the caller for handlers that need it."""
+
+    def __init__(self, policies: PolicyEngine) -> None:
+        self.policies = policies
+
+    def authenticate(self, request: AwsRequest) -> AuthenticatedPrincipal | None:
+        """The request's principal; None only when IAM is not enforced and the key is unknown/absent."""
+        try:
+            authorization = request.header("Authorization")
+            if not authorization:
+                raise AuthenticationError("missing", "Request is missing Authentication Token")
+            auth = parse_authorization(authorization)
+            principal = resolve_access_key(auth["access_key_id"], request.header("X-Amz-Security-Token"))
+            if self.policies.enforce:
+                signed = SignedRequest(request.method, request.url, request.headers, request.body)
+                verify_signature(signed, auth, principal.credentials)
+            return principal
+        except AuthenticationError:
+            if self.policies.enforce:
+                raise
+            return None
+
+    def authorize(self, request: AwsRequest, principal: AuthenticatedPrincipal) -> None:
+        if not request.service or not request.operation:
+            checks = [Check(f"{request.service or 'unknown'}:{request.operation or 'UnknownOperation'}")]
+        else:
+            checks = checks_for(request.service, request.operation, request.params, self.policies.scope)
+        self.policies.require(principal, checks, request.remote_addr)
+        if self.policies.enforce and request.service == "sts" and request.operation == "AssumeRole":
+            self._check_trust(principal, checks[0])
+
+    def _check_trust(self, principal: AuthenticatedPrincipal, check: Check) -> None:
+        """AssumeRole also needs the role's trust policy to name the caller (or its account)."""
+        role = _role(self.policies.scope.account_id, check.resource)
+        if role is None:
+            raise AccessDenied(principal.arn, check.action, check.resource, Decision.IMPLICIT_DENY)
+        context = {**self.policies.global_context(principal), **check.context}
+        trust = trust_decision(
+            role.assume_role_policy_document,  # type: ignore[attr-defined]
+            check.resource,
+            Principal(arn=principal_arn(principal), account=principal.account_id),
+            context,
+        )
+        if trust is not Decision.ALLOW:
+            raise AccessDenied(principal.arn, check.action, check.resource, trust)
+
+
+def caller_for(principal: AuthenticatedPrincipal | None, request: AwsRequest, account_id: str) -> Caller:
+    """The engine's view of who called: the principal, or (IAM off, unknown key) the account root."""
+    if principal is not None:
+        return Caller(principal.arn, principal.credentials)
+    authorization = request.header("Authorization") or ""
+    key = authorization.partition("Credential=")[2].partition("/")[0] or "ANONYMOUS"
+    return Caller(
+        f"arn:aws:iam::{account_id}:root",
+        Credentials(key, "not-checked", request.header("X-Amz-Security-Token")),
+    )
+
+
+@dataclass
+class IamAuthorizer:
+    """The engine's ``Authorizer``: start permissions and the service role's trust, as AWS decides them."""
+
+    policies: PolicyEngine
+
+    def __post_init__(self) -> None:
+        self._mint_lock = threading.Lock()
+
+    @property
+    def scope(self) -> Scope:
+        return self.policies.scope
+
+    def definition_arn(self, document_name: str, document_version: str) -> str:
+        arn = ssm_document_arn(self.scope, document_name).replace(":document/", ":automation-definition/", 1)
+        return f"{arn}:{document_version}"
+
+    def authorize_start(
+        self, caller: Caller, document_name: str, document_version: str, role_arn: str | None
+    ) -> None:
+        """StartAutomationExecution on the definition (or document) ARN; iam:PassRole on the role.
+
+        Allowed when a statement allows the action on ``automation-definition/NAME:VERSION`` or on
+        ``document/NAME`` and neither is explicitly denied (AWS documents both resource forms).
+        """
+        if not self.policies.enforce:
+            return
+        principal = self._principal(caller)
+        context = self.policies.global_context(principal)
+        version = {"ssm:DocumentVersion": document_version}
+        start = [
+            Check(
+                "ssm:StartAutomationExecution", self.definition_arn(document_name, document_version), version
+            ),
+            Check("ssm:StartAutomationExecution", ssm_document_arn(self.scope, document_name), version),
+        ]
+        decisions = [self.policies.decide(principal, check, context) for check in start]
+        if Decision.EXPLICIT_DENY in decisions or Decision.ALLOW not in decisions:
+            decision = (
+                Decision.EXPLICIT_DENY if Decision.EXPLICIT_DENY in decisions else Decision.IMPLICIT_DENY
+            )
+            self._deny(principal, start[0], decision)
+        if role_arn:
+            pass_role = Check("iam:PassRole", role_arn, {"iam:PassedToService": SSM_SERVICE_PRINCIPAL})
+            decision = self.policies.decide(principal, pass_role, context)
+            if decision is not Decision.ALLOW:
+                self._deny(principal, pass_role, decision)
+
+    def assume_service_role(self, role_arn: str, execution_id: str) -> Credentials:
+        """Session keys for ``role_arn`` as ssm.amazonaws.com gets them for ``execution_id``."""
+        role = _role(self.scope.account_id, role_arn)
+        if role is None:
+            raise AutomationApiError(
+                "AccessDeniedException",
+                f"The defined assume role is unable to be assumed: role {role_arn} does not exist. "
+                "Create the role or pass the ARN of an existing one as AutomationAssumeRole.",
+            )
+        if self.policies.enforce:
+            source_arn = (
+                f"arn:aws:ssm:{self.scope.region}:{self.scope.account_id}:automation-execution/{execution_id}"
+            )
+            context = {
+                "aws:SourceAccount": self.scope.account_id,
+                "aws:SourceArn": source_arn,
+                "aws:PrincipalServiceName": SSM_SERVICE_PRINCIPAL,
+            }
+            trust = trust_decision(
+                role.assume_role_policy_document,  # type: ignore[attr-defined]
+                role_arn,
+                Principal(service=SSM_SERVICE_PRINCIPAL),
+                context,
+            )
+            if trust is not Decision.ALLOW:
+                raise AutomationApiError(
+                    "AccessDeniedException",
+                    f"The defined assume role is unable to be assumed: the trust policy of {role_arn} "
+                    "does not "
+                    f"allow {SSM_SERVICE_PRINCIPAL} to call sts:AssumeRole for {source_arn} "
+                    f"(checked Principal, aws:SourceAccount and aws:SourceArn). Fix the role's trust policy.",
+                )
+        with self._mint_lock:
+            session = sts_backends[self.scope.account_id][PARTITION].assume_role(
+                region_name=self.scope.region,
+                role_session_name=execution_id[:64],
+                role_arn=role_arn,
+                policy="",
+                duration=SERVICE_ROLE_SESSION_SECONDS,
+                external_id="",
+            )
+        return Credentials(session.access_key_id, session.secret_access_key, session.session_token)
+
+    def _principal(self, caller: Caller) -> AuthenticatedPrincipal:
+        try:
+            return resolve_access_key(caller.credentials.access_key_id, caller.credentials.session_token)
+        except AuthenticationError as error:
+            raise AutomationApiError("UnrecognizedClientException", error.message) from error
+
+    @staticmethod
+    def _deny(principal: AuthenticatedPrincipal, check: Check, decision: Decision) -> None:
+        denied = AccessDenied(principal.arn, check.action, check.resource, decision)
+        raise AutomationApiError("AccessDeniedException", str(denied))
+
+
+def policy_json(*statements: Mapping[str, object]) -> str:
+    """A policy document from statements (used for the bootstrap admin and in tests)."""
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})

@@ -1,0 +1,96 @@
+"""The WSGI front of the local runtime: IAM on every request, Automation to the engine, the rest to moto.
+
+moto's own IAM check stays off (it checks EC2/SSM against ``*``, ignores conditions and PassRole); this
+gateway authenticates and authorises first, then either answers the Automation actions itself or hands
+the untouched request to moto's dispatcher. Any failure inside the gateway is answered as the service's
+``InternalServerError`` and logged; the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from airflow_ssm_delegate.local.api import AUTOMATION_OPERATIONS, AutomationApi
+from airflow_ssm_delegate.local.authz import AccessDenied, RequestGuard, caller_for
+from airflow_ssm_delegate.local.principals import AuthenticationError
+from airflow_ssm_delegate.local.wire import AwsRequest, Response, error_response, read_request, refusal
+
+log = logging.getLogger(__name__)
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class Gateway:
+    """WSGI middleware in front of moto's ``DomainDispatcherApplication``."""
+
+    def __init__(self, moto_app: WsgiApp, guard: RequestGuard, api: AutomationApi | None) -> None:
+        self.moto_app = moto_app
+        self.guard = guard
+        self.api = api
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        try:
+            response = self._answer(environ)
+        except Exception:
+            log.exception("The local runtime failed to handle %s", environ.get("PATH_INFO"))
+            response = error_response(
+                "json", "InternalServerError", "The local runtime failed (see its log).", 500
+            )
+        if response is None:
+            return self.moto_app(environ, start_response)
+        status, headers, body = response
+        start_response(
+            f"{status} {_REASONS.get(status, 'Error')}", [*headers, ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+    def _answer(self, environ: dict[str, Any]) -> Response | None:
+        """The gateway's own response, or None to let moto answer."""
+        if str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
+            return self._moto_api()
+        request = read_request(environ)
+        try:
+            principal = self.guard.authenticate(request)
+            if principal is not None:
+                self.guard.authorize(request, principal)
+        except AuthenticationError as error:
+            return refusal(
+                request.protocol,
+                error.reason if error.reason in ("missing", "signature") else "unknown-key",
+                error.message,
+            )
+        except AccessDenied as denied:
+            return refusal(request.protocol, "denied", str(denied))
+        if request.service == "ssm" and request.operation in AUTOMATION_OPERATIONS:
+            return self._automation(
+                request, caller_for(principal, request, self.guard.policies.scope.account_id)
+            )
+        return None
+
+    def _automation(self, request: AwsRequest, caller: Any) -> Response:
+        if self.api is None:
+            return error_response("json", "InternalServerError", "The Automation engine is not running.", 500)
+        return self.api.handle(str(request.operation), request.params, caller, request.body_is_valid_json)
+
+    def _moto_api(self) -> Response | None:
+        """moto's management API (reset, auth switches) would bypass IAM: only open without enforcement."""
+        if not self.guard.policies.enforce:
+            return None
+        return error_response(
+            "json",
+            "AccessDeniedException",
+            "The /moto-api management endpoints are disabled while IAM is enforced (they would reset or "
+            "bypass it); start the runtime with --no-iam to use them.",
+            403,
+        )
+
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    500: "Internal Server Error",
+}

@@ -1,0 +1,192 @@
+"""``LocalAutomationServer``: moto's AWS services plus SSM Automation, with IAM as AWS decides it.
+
+One server per process at a time: moto keeps every service's state in process-global backends, so two
+servers would share (and reset) each other's AWS state. ``start()`` refuses a second running server,
+``stop()`` shuts the engine down, resets this account's moto state and frees the port.
+
+Use it as a context manager::
+
+    with LocalAutomationServer(time_scale=3600) as server:
+        ssm = boto3.client("ssm", endpoint_url=server.endpoint_url, **server.admin_credentials,
+                           region_name=server.region)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.base_backend import BackendDict
+from moto.iam.models import iam_backends
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from airflow_ssm_delegate.local.api import AutomationApi
+from airflow_ssm_delegate.local.authz import IamAuthorizer, PolicyEngine, RequestGuard, policy_json
+from airflow_ssm_delegate.local.definitions import DocumentLoader
+from airflow_ssm_delegate.local.gateway import Gateway
+from airflow_ssm_delegate.local.principals import PARTITION
+from airflow_ssm_delegate.local.resources import Scope
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from airflow_ssm_delegate.local.clock import SimulatedClock
+    from airflow_ssm_delegate.local.engine import AutomationEngine
+
+log = logging.getLogger(__name__)
+
+ADMIN_USER_NAME = "local-admin"
+
+
+class _RunningServer:
+    """The one server running in this process (moto's state is process-global)."""
+
+    lock = threading.Lock()
+    server: LocalAutomationServer | None = None
+
+
+class LocalAutomationServer:
+    """An offline AWS endpoint (moto's server) that also runs SSM Automation executions."""
+
+    region = "us-east-1"
+    account_id = DEFAULT_ACCOUNT_ID  # "123456789012": moto's default account, where unknown keys land
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, time_scale: float = 1.0, enforce_iam: bool = True
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.time_scale = time_scale
+        self._policies = PolicyEngine(Scope(self.region, self.account_id), enforce_iam)
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self._admin: dict[str, str] = {}
+        self._gateway = Gateway(
+            DomainDispatcherApplication(create_backend_app), RequestGuard(self._policies), None
+        )
+        self.authorizer = IamAuthorizer(self._policies)  # the engine's Authorizer (IAM as AWS decides it)
+        self.engine: AutomationEngine | None = None
+        self.clock: SimulatedClock | None = None
+
+    # --- configuration ---------------------------------------------------------------------------
+
+    @property
+    def enforce_iam(self) -> bool:
+        """Whether requests are authenticated and authorised (switchable while running, e.g. in tests)."""
+        return self._policies.enforce
+
+    @enforce_iam.setter
+    def enforce_iam(self, value: bool) -> None:
+        self._policies.enforce = value
+
+    @property
+    def endpoint_url(self) -> str:
+        """The URL clients use (``127.0.0.1`` when bound to all interfaces)."""
+        if self._server is None:
+            raise RuntimeError(
+                "The local runtime is not started: call start() or use it as a context manager."
+            )
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self._server.server_port}"
+
+    @property
+    def admin_credentials(self) -> dict[str, str]:
+        """``aws_access_key_id``/``aws_secret_access_key`` of the bootstrap admin (inline ``*:*`` policy)."""
+        if not self._admin:
+            raise RuntimeError("The local runtime is not started: the admin user exists only while it runs.")
+        return dict(self._admin)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> LocalAutomationServer:
+        """Bind the port, create the admin user and the engine, and serve in a background thread."""
+        with _RunningServer.lock:
+            running = _RunningServer.server
+            if running is not None:
+                raise RuntimeError(
+                    f"A LocalAutomationServer is already running in this process ({running.endpoint_url}); "
+                    "moto's state is process-global, so stop it first or share it (tests: the local_server "
+                    "fixture)."
+                )
+            from airflow_ssm_delegate.local.clock import SimulatedClock
+
+            self.clock = SimulatedClock(self.time_scale)
+            self._server = make_server(
+                self.host, self.port, self._gateway, threaded=True, request_handler=MotoRequestHandler
+            )
+            self._admin = _bootstrap_admin(self.account_id, self.region)
+            self.engine = self._build_engine()
+            self._gateway.api = AutomationApi(self.engine)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, name="ssm-delegate-local", daemon=True
+            )
+            self._thread.start()
+            _RunningServer.server = self
+        log.info(
+            "Local Automation runtime serving on %s (IAM %s)",
+            self.endpoint_url,
+            "enforced" if self.enforce_iam else "off",
+        )
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, stop the engine, reset this account's moto state and free the port."""
+        with _RunningServer.lock:
+            if self.engine is not None:
+                self.engine.shutdown()
+            if self._server is not None:
+                self._server.shutdown()
+                self._server.server_close()
+            if self._thread is not None:
+                self._thread.join()
+            _reset_account(self.account_id)
+            self._server, self._thread, self.engine, self._admin = None, None, None, {}
+            if _RunningServer.server is self:
+                _RunningServer.server = None
+
+    def __enter__(self) -> LocalAutomationServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # --- wiring ----------------------------------------------------------------------------------
+
+    def _build_engine(self) -> AutomationEngine:
+        from airflow_ssm_delegate.local.engine import AutomationEngine
+
+        assert self.clock is not None
+        return AutomationEngine(
+            clock=self.clock,
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+            account_id=self.account_id,
+            authorizer=self.authorizer,
+            load_document=DocumentLoader(self.account_id, self.region),
+        )
+
+
+def _bootstrap_admin(account_id: str, region: str) -> dict[str, str]:
+    """An IAM user allowed everything, so a fresh runtime can be provisioned through the API."""
+    iam = iam_backends[account_id][PARTITION]
+    if ADMIN_USER_NAME not in iam.users:
+        iam.create_user(region, ADMIN_USER_NAME)
+        iam.put_user_policy(
+            ADMIN_USER_NAME,
+            "AdministratorAccess",
+            policy_json({"Effect": "Allow", "Action": "*", "Resource": "*"}),
+        )
+    key = iam.create_access_key(ADMIN_USER_NAME)
+    return {"aws_access_key_id": key.access_key_id, "aws_secret_access_key": key.secret_access_key}
+
+
+def _reset_account(account_id: str) -> None:
+    """Reset every moto service's state for ``account_id`` (other accounts are left alone)."""
+    for backend_dict in list(BackendDict._instances):  # type: ignore[misc]
+        if account_id in backend_dict:
+            backend_dict[account_id].reset()
