@@ -31,7 +31,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow.sdk import DAG, Param, PokeReturnValue, TriggerRule, task
+from airflow.sdk import DAG, BaseSensorOperator, Context, Param, PokeReturnValue, TriggerRule, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_ssm_delegate.examples import AUTOMATION_POOL
@@ -41,6 +41,38 @@ from airflow_ssm_delegate.operators.automation import (
 )
 
 EXECUTION_ID = "{{ ti.xcom_pull(task_ids='maintain', key='execution_id') }}"
+
+
+class AwaitApprovalRequest(BaseSensorOperator):
+    """Wait until the execution waits at its ``aws:approve`` step; return its id for the approve task.
+
+    Skips (and so skips ``approve``) when ``auto_approve`` is off or the execution ended before asking.
+    """
+
+    template_fields = ("execution_id", "auto_approve")
+
+    def __init__(self, *, execution_id: str, auto_approve: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.execution_id = execution_id
+        self.auto_approve = auto_approve
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        from airflow_ssm_delegate.hooks.automation import SsmAutomationHook
+        from airflow_ssm_delegate.status import TERMINAL_STATUSES
+
+        if self.auto_approve != "True":
+            raise AirflowSkipException("auto_approve is off: a person approves the maintenance")
+        if self.execution_id in ("", "None"):
+            return PokeReturnValue(is_done=False)  # maintain has not started its execution yet
+        execution = SsmAutomationHook().get_automation_execution(self.execution_id)
+        status = execution["AutomationExecutionStatus"]
+        if status in TERMINAL_STATUSES:
+            raise AirflowSkipException(
+                f"execution {self.execution_id} ended {status} before asking for approval"
+            )
+        waiting = execution.get("CurrentAction") == "aws:approve"
+        return PokeReturnValue(is_done=waiting, xcom_value=self.execution_id)
+
 
 with DAG(
     dag_id="long_running_maintenance",
@@ -87,27 +119,18 @@ with DAG(
         execution_timeout=timedelta(hours=30),
     )
 
-    @task.sensor(poke_interval=30, timeout=int(timedelta(hours=20).total_seconds()), mode="reschedule")
-    def await_approval_request(execution_id: str, params: dict[str, Any]) -> PokeReturnValue:
-        """Wait until the execution waits at its aws:approve step (skip when a person approves)."""
-        from airflow_ssm_delegate.hooks.automation import SsmAutomationHook
-        from airflow_ssm_delegate.statuses import is_terminal
-
-        if not params["auto_approve"]:
-            raise AirflowSkipException("auto_approve is off: a person approves the maintenance")
-        if not execution_id or execution_id == "None":
-            return PokeReturnValue(is_done=False)
-        execution = SsmAutomationHook().get_automation_execution(execution_id)
-        if is_terminal(execution["AutomationExecutionStatus"]):
-            raise AirflowSkipException(f"execution {execution_id} ended before asking for approval")
-        waiting = execution.get("CurrentAction") == "aws:approve"
-        return PokeReturnValue(is_done=waiting, xcom_value=execution_id)
-
-    approval_request = await_approval_request(EXECUTION_ID)
+    approval_request = AwaitApprovalRequest(
+        task_id="await_approval_request",
+        execution_id=EXECUTION_ID,
+        auto_approve="{{ params.auto_approve }}",
+        poke_interval=30,
+        timeout=timedelta(hours=20).total_seconds(),
+        mode="reschedule",  # no worker slot between pokes
+    )
 
     approve = SsmSendAutomationSignalOperator(
         task_id="approve",
-        execution_id=approval_request,
+        execution_id=approval_request.output,
         signal_type="Approve",
         payload={"Comment": ["Approved by Airflow: {{ dag.dag_id }} run {{ run_id }}"]},
     )
@@ -116,13 +139,13 @@ with DAG(
     def stop_on_failure(execution_id: str) -> None:
         """Cancel the execution if it still runs (its onCancel steps clean up), then fail the run."""
         from airflow_ssm_delegate.hooks.automation import SsmAutomationHook
-        from airflow_ssm_delegate.statuses import is_terminal
+        from airflow_ssm_delegate.status import TERMINAL_STATUSES
 
         if not execution_id or execution_id == "None":
             raise AirflowFailException("maintenance failed before its execution started")
         hook = SsmAutomationHook()
         status = hook.get_automation_execution(execution_id)["AutomationExecutionStatus"]
-        if not is_terminal(status):
+        if status not in TERMINAL_STATUSES:
             hook.stop_automation_execution(execution_id, type="Cancel")
             raise AirflowFailException(f"maintenance failed; execution {execution_id} ({status}) cancelled")
         raise AirflowFailException(f"maintenance failed; execution {execution_id} ended {status}")

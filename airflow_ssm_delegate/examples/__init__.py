@@ -1,4 +1,10 @@
-"""Example configuration shipped with the package: a delegation policy and the three personas' IAM policies.
+"""Example configuration shipped with the package, for account 123456789012 (the local runtime's).
+
+- ``delegation-policy.yaml``: the administrator's delegation policy (the one ``make demo`` provisions).
+- ``iam-policies.json``: the personas' IAM policies, exactly what ``airflow-ssm-delegate iam
+  documents/runbooks/*.yaml --role-name SsmDelegateAutomationRole --account 123456789012 --region
+  us-east-1`` prints: service role trust + least-privilege policy, operator policy, author policy. The
+  story adds an explicit ``Deny ec2:*`` to the operator, so only runbooks can touch EC2.
 
 The settings below are shared by the example DAGs and every set-up that creates their Airflow pool
 (``make demo``/``make airflow``, docker-compose's ``airflow-init``, the end-to-end tests): no drift.
