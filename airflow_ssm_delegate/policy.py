@@ -256,6 +256,8 @@ class DelegationPolicy:
                 f"version {wanted} was requested but the policy pins version {pinned}. Drop "
                 "document_version or set it to the pinned version.",
             )
+        if request.service_role_arn:  # refuse a wrong role before reading anything
+            self._check_role(rule, name, request.service_role_arn)
         runbook, description = fetch_runbook(name, str(wanted) if wanted else pinned)
         version = str(description.get("DocumentVersion", ""))
         self._check_content(rule, name, request.service_role_arn, description, version)

@@ -1,0 +1,45 @@
+"""Keep secret runbook parameters out of task logs.
+
+A parameter is secret when its name looks secret (password, secret, token, key, credential, private, or
+a name Airflow's ``[core] sensitive_var_conn_names`` lists) or when the delegation policy marks it. Its
+values are registered with Airflow's secrets masker, so every later log line is redacted too, and the
+copy returned for logging shows ``***`` whatever the value's length (the masker skips very short values).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Mapping, Sequence
+
+SECRET_NAME = re.compile(r"pass(word|wd|phrase)?|secret|token|credential|private|key", re.IGNORECASE)
+REDACTED = "***"
+
+
+def is_secret_name(name: str, declared_secret: Collection[str] = ()) -> bool:
+    """Whether values of parameter ``name`` must never be shown."""
+    from airflow.providers.common.compat.sdk import redact
+
+    if name in declared_secret or SECRET_NAME.search(name):
+        return True
+    # Airflow redacts values of names it deems sensitive (its defaults plus the deployment's list).
+    return redact("x", name) != "x"
+
+
+def mask_parameters(
+    parameters: Mapping[str, Sequence[str]], declared_secret: Collection[str] = ()
+) -> dict[str, list[str]]:
+    """Register secret values with Airflow's masker; return a copy of ``parameters`` that is safe to log."""
+    from airflow.providers.common.compat.sdk import mask_secret
+
+    loggable: dict[str, list[str]] = {}
+    for name, values in parameters.items():
+        if is_secret_name(name, declared_secret):
+            for value in values:
+                mask_secret(value)  # no name: Airflow would then mask only names on its own list
+            loggable[name] = [REDACTED] * len(values)
+        else:
+            loggable[name] = list(values)
+    return loggable
