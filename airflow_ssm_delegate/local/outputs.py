@@ -27,6 +27,8 @@ def _coerce(value: Any, output_type: str) -> Any:
         return int(value)
     if output_type == "Boolean" and (isinstance(value, bool) or _text(value).lower() in ("true", "false")):
         return value if isinstance(value, bool) else _text(value).lower() == "true"
+    if output_type in ("StringList", "MapList") and not isinstance(value, list):
+        value = [value]  # a selector with a single match still fills a list output
     if (
         output_type == "StringList"
         and isinstance(value, list)
