@@ -15,7 +15,14 @@ from typing import Any
 from airflow_ssm_delegate.local.api import AUTOMATION_OPERATIONS, AutomationApi
 from airflow_ssm_delegate.local.authz import AccessDenied, RequestGuard, caller_for
 from airflow_ssm_delegate.local.principals import AuthenticationError
-from airflow_ssm_delegate.local.wire import AwsRequest, Response, error_response, read_request, refusal
+from airflow_ssm_delegate.local.wire import (
+    AwsRequest,
+    Response,
+    error_response,
+    read_request,
+    refusal,
+    unknown_operation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,10 @@ class Gateway:
         if str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
             return self._moto_api()
         request = read_request(environ)
+        if request.service and request.operation:
+            unknown = unknown_operation(request.service, request.operation)
+            if unknown is not None:
+                return unknown
         try:
             principal = self.guard.authenticate(request)
             if principal is not None:

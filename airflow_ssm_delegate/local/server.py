@@ -14,6 +14,7 @@ Use it as a context manager::
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from typing import TYPE_CHECKING
 
@@ -90,7 +91,7 @@ class LocalAutomationServer:
                 "The local runtime is not started: call start() or use it as a context manager."
             )
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-        return f"http://{host}:{self._server.server_port}"
+        return f"http://{host}:{self._server.server_address[1]}"
 
     @property
     def admin_credentials(self) -> dict[str, str]:
@@ -114,9 +115,7 @@ class LocalAutomationServer:
             from airflow_ssm_delegate.local.clock import SimulatedClock
 
             self.clock = SimulatedClock(self.time_scale)
-            self._server = make_server(
-                self.host, self.port, self._gateway, threaded=True, request_handler=MotoRequestHandler
-            )
+            self._server = self._listen()
             self._admin = _bootstrap_admin(self.account_id, self.region)
             self.engine = self._build_engine()
             self._gateway.api = AutomationApi(self.engine)
@@ -156,6 +155,19 @@ class LocalAutomationServer:
         self.stop()
 
     # --- wiring ----------------------------------------------------------------------------------
+
+    def _listen(self) -> BaseWSGIServer:
+        """Bind first (an OSError names a busy port; werkzeug itself would print and exit), then serve."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        with socket.create_server((self.host, self.port), family=family) as listener:
+            return make_server(
+                self.host,
+                self.port,
+                self._gateway,
+                threaded=True,
+                request_handler=MotoRequestHandler,
+                fd=listener.fileno(),  # werkzeug duplicates it
+            )
 
     def _build_engine(self) -> AutomationEngine:
         from airflow_ssm_delegate.local.engine import AutomationEngine

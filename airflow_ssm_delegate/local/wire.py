@@ -39,6 +39,32 @@ def protocol_of(service: str) -> str:
     return str(model.metadata.get("protocol", "json"))
 
 
+@lru_cache(maxsize=64)
+def _operations(service: str) -> tuple[str, frozenset[str]] | None:
+    try:
+        model = botocore_session().get_service_model(_SERVICE_BY_SIGNING_NAME.get(service, service))
+    except UnknownServiceError:
+        return None
+    return str(model.metadata.get("protocol", "json")), frozenset(model.operation_names)
+
+
+def unknown_operation(service: str, operation: str) -> Response | None:
+    """The protocol's error for an operation the service's model does not have (None if it has it)."""
+    known = _operations(service)
+    if known is None or operation in known[1]:
+        return None
+    protocol = known[0]
+    if protocol == "json":
+        return error_response(
+            protocol, "UnknownOperationException", f"{operation} is not an operation of {service}.", 400
+        )
+    if protocol in ("query", "ec2"):
+        return error_response(
+            protocol, "InvalidAction", f"The action {operation} is not valid for this web service.", 400
+        )
+    return None
+
+
 @lru_cache(maxsize=1)
 def botocore_session() -> botocore.session.Session:
     return botocore.session.get_session()
