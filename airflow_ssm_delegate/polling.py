@@ -20,10 +20,12 @@ the end is what the watch loops read and sleep on: wall time, or the local runti
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import heapq
 import json
 import math
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol
@@ -324,3 +326,13 @@ def use_clock(clock: Clock) -> Iterator[Clock]:
         yield clock
     finally:
         _ProcessClock.current = previous
+
+
+def sleep_blocking(seconds: float) -> None:
+    """Sleep ``seconds`` of the process clock's time in this thread (the worker's blocking wait)."""
+    time.sleep(current_clock().wall_seconds(seconds))
+
+
+async def sleep_async(seconds: float) -> None:
+    """Sleep ``seconds`` of the process clock's time without blocking the event loop."""
+    await asyncio.sleep(current_clock().wall_seconds(seconds))

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow_ssm_delegate.polling import current_clock
+from airflow_ssm_delegate.polling import current_clock, sleep_async
 from airflow_ssm_delegate.retry import (
     DEFAULT_BACKOFF,
     Backoff,
@@ -52,11 +52,6 @@ BATCH_SIZE = 10  # DescribeAutomationExecutions: at most 10 values per filter
 BATCH_REFUSED_CODES = frozenset(
     {"ValidationException", "InvalidFilterKey", "InvalidFilterValue", "InvalidFilter"}
 )
-
-
-async def sleep(seconds: float) -> None:
-    """Sleep ``seconds`` of (possibly simulated) time without blocking the loop."""
-    await asyncio.sleep(current_clock().wall_seconds(seconds))
 
 
 @dataclass(order=True)
@@ -113,7 +108,7 @@ class BatchedPoller:
         return await call_with_backoff_async(
             lambda: self._in_thread(method, *args),
             backoff=self._backoff,
-            sleep=sleep,
+            sleep=sleep_async,
             on_retry=self._log_retry,
         )
 
@@ -180,7 +175,10 @@ class BatchedPoller:
             by_id.setdefault(request.execution_id, []).append(request)
         try:
             results = await call_with_backoff_async(
-                lambda: self._fetch(list(by_id)), backoff=self._backoff, sleep=sleep, on_retry=self._log_retry
+                lambda: self._fetch(list(by_id)),
+                backoff=self._backoff,
+                sleep=sleep_async,
+                on_retry=self._log_retry,
             )
         except Exception as exc:
             for request in requests:

@@ -1,0 +1,86 @@
+"""Wait for an SSM Automation execution started elsewhere (another task, the console, a schedule)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_ssm_delegate.connection import CONNECTION_TEMPLATE_FIELDS, SsmAutomationHookMixin
+from airflow_ssm_delegate.operators.automation import (
+    check_trigger_event,
+    default_deferrable,
+    execution_result,
+)
+from airflow_ssm_delegate.polling import DEFAULT_MAX_POLL_INTERVAL
+from airflow_ssm_delegate.status import SUCCESS_STATUSES, TERMINAL_STATUSES
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+
+
+class SsmAutomationExecutionSensor(SsmAutomationHookMixin, BaseSensorOperator):
+    """Succeeds when the execution succeeds; fails with the failed step and AWS's message otherwise.
+
+    It only watches: killing the sensor never stops the execution (it did not start it).
+
+    :param execution_id: the execution to watch. Templated.
+    :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
+    :param max_poll_interval: deferrable mode: longest pause between checks during provably long sleeps.
+    """
+
+    template_fields: Sequence[str] = ("execution_id", *CONNECTION_TEMPLATE_FIELDS)
+
+    def __init__(
+        self,
+        *,
+        execution_id: str,
+        deferrable: bool | None = None,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._init_connection(aws_conn_id, region_name, verify, botocore_config)
+        self.execution_id = execution_id
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.max_poll_interval = max(max_poll_interval, float(self.poke_interval))
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        from airflow_ssm_delegate.triggers.automation import SsmAutomationExecutionTrigger
+
+        self.defer(
+            trigger=SsmAutomationExecutionTrigger(
+                self.execution_id,
+                **self.connection_settings.as_kwargs(),
+                waiter_delay=float(self.poke_interval),
+                max_poll_interval=self.max_poll_interval,
+                cancel_on_kill=False,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=float(self.timeout)),
+        )
+
+    def poke(self, context: Context) -> bool:
+        execution = self.hook.get_automation_execution(self.execution_id)
+        status = str(execution.get("AutomationExecutionStatus"))
+        self.log.info("Automation execution %s is %s", self.execution_id, status)
+        if status in SUCCESS_STATUSES:
+            return True
+        if status in TERMINAL_STATUSES:
+            raise AirflowException(self.hook.describe_failure(execution))
+        return False
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger fired: validate the event and report the execution's outcome."""
+        check_trigger_event(event, self.execution_id)
+        return execution_result(self.hook, self.execution_id)
