@@ -102,6 +102,118 @@ def _add_iam(commands: Any) -> None:
     parser.set_defaults(handler=_iam)
 
 
+def _add_aws_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("AWS", "default: the usual AWS environment variables / profile")
+    group.add_argument("--endpoint-url", help="e.g. the local runtime, http://127.0.0.1:4566")
+    group.add_argument("--region", help="AWS region (default: from the environment or profile)")
+    group.add_argument("--profile", help="named profile from the AWS config files")
+
+
+def _clients(args: argparse.Namespace, *services: str) -> list[Any]:
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        session = boto3.Session(profile_name=args.profile, region_name=args.region)
+        if session.region_name is None:
+            raise CommandError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
+        return [session.client(service, endpoint_url=args.endpoint_url) for service in services]
+    except BotoCoreError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def _aws_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """AWS refusals and connection problems become one-line CommandErrors (exit 2)."""
+
+    def wrapped(args: argparse.Namespace) -> int:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return run(args)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise CommandError(
+                f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message')}"
+            ) from exc
+        except BotoCoreError as exc:
+            raise CommandError(str(exc)) from exc
+
+    return wrapped
+
+
+@_aws_errors
+def _publish(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from airflow_ssm_delegate.documents.publish import PublishError, publish_document
+
+    (ssm,) = _clients(args, "ssm")
+    try:
+        result = publish_document(ssm, Path(args.file), args.name, args.share)
+    except PublishError as exc:
+        raise CommandError(str(exc)) from exc
+    change = (
+        "created" if result.created else "new version" if result.new_version else "unchanged, no new version"
+    )
+    print(f"{result.name} version {result.version} ({change}); default version set")
+    if result.shared_with:
+        print(f"shared with {', '.join(result.shared_with)}")
+    print(f"sha256 {result.sha256}")
+    print(
+        f"pin it in the delegation policy:\n  {result.name}:\n    version: '{result.version}'\n"
+        f"    sha256: {result.sha256}"
+    )
+    return EXIT_OK
+
+
+def _add_publish(commands: Any) -> None:
+    parser = commands.add_parser("publish", help="create or update a runbook document, set default, share")
+    parser.add_argument("file", metavar="FILE", help="runbook file (YAML or JSON); linted first")
+    parser.add_argument("--name", help="document name (default: the file stem)")
+    parser.add_argument("--share", nargs="+", default=[], metavar="ACCOUNT", help="12-digit account ids")
+    _add_aws_options(parser)
+    parser.set_defaults(handler=_publish)
+
+
+@_aws_errors
+def _preflight(args: argparse.Namespace) -> int:
+    from airflow_ssm_delegate.documents.model import RunbookError
+    from airflow_ssm_delegate.documents.preflight import format_table, preflight
+
+    ssm, iam, sts = _clients(args, "ssm", "iam", "sts")
+    try:
+        checks = preflight(
+            ssm=ssm,
+            iam=iam,
+            sts=sts,
+            document_name=args.document,
+            role_arn=args.role,
+            document_version=args.version,
+        )
+    except RunbookError as exc:
+        raise CommandError(f"document {args.document} is not a valid runbook: {exc}") from exc
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
+    print(format_table(checks))
+    denied = [check for check in checks if not check.allowed]
+    print(
+        f"{len(denied)} of {len(checks)} check(s) denied" if denied else f"all {len(checks)} checks allowed",
+        file=sys.stderr,
+    )
+    return EXIT_FINDINGS if denied else EXIT_OK
+
+
+def _add_preflight(commands: Any) -> None:
+    parser = commands.add_parser(
+        "preflight", help="simulate IAM: may the role run the runbook, may you pass it"
+    )
+    parser.add_argument("--document", required=True, help="document name or ARN")
+    parser.add_argument("--role", required=True, help="service role ARN the runbook will run as")
+    parser.add_argument("--version", help="document version (default: the default version)")
+    _add_aws_options(parser)
+    parser.set_defaults(handler=_preflight)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="airflow-ssm-delegate",
@@ -113,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS: list[Callable[[Any], None]] = [_add_lint, _add_iam]
+_COMMANDS: list[Callable[[Any], None]] = [_add_lint, _add_iam, _add_publish, _add_preflight]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -42,16 +42,20 @@ class Scope:
 
 
 @dataclass(frozen=True)
-class _Grant:
+class Grant:
     """Actions on resources under one condition; grants with equal resources and condition merge."""
 
     actions: frozenset[str]
     resources: tuple[str, ...]
     condition: str = ""  # canonical JSON, so grants compare and merge
 
+    @property
+    def condition_block(self) -> Condition:
+        return dict(json.loads(self.condition or "{}"))
 
-def _grant(actions: Sequence[str], resources: Sequence[str], condition: Condition | None = None) -> _Grant:
-    return _Grant(
+
+def _grant(actions: Sequence[str], resources: Sequence[str], condition: Condition | None = None) -> Grant:
+    return Grant(
         frozenset(actions), tuple(sorted(set(resources))), json.dumps(condition or {}, sort_keys=True)
     )
 
@@ -67,7 +71,7 @@ def _parameter_values(runbook: Runbook, value: Any) -> list[str] | None:
     return [str(item) for item in spec.allowed_values]
 
 
-def _run_instances_grants(step: StepSpec, runbook: Runbook, scope: Scope) -> list[_Grant]:
+def _run_instances_grants(step: StepSpec, runbook: Runbook, scope: Scope) -> list[Grant]:
     inputs = step.inputs
     types = _parameter_values(runbook, inputs.get("InstanceType"))
     image = inputs.get("ImageId")
@@ -110,7 +114,7 @@ def _run_instances_grants(step: StepSpec, runbook: Runbook, scope: Scope) -> lis
     return grants
 
 
-def _create_tags_grants(step: StepSpec, scope: Scope) -> list[_Grant]:
+def _create_tags_grants(step: StepSpec, scope: Scope) -> list[Grant]:
     if step.inputs.get("ResourceType", "EC2") != "EC2":
         return [_grant(["ssm:AddTagsToResource"], ["*"])]
     tags = step.inputs.get("Tags")
@@ -181,12 +185,17 @@ def _resources_for(action: str, step: StepSpec, scope: Scope) -> list[str]:
     return by_action.get(action, ["*"])
 
 
-def _step_grants(step: StepSpec, runbook: Runbook, scope: Scope) -> list[_Grant]:
+def _step_grants(step: StepSpec, runbook: Runbook, scope: Scope) -> list[Grant]:
     if step.action == "aws:runInstances":
         return _run_instances_grants(step, runbook, scope)
     if step.action == "aws:createTags":
         return _create_tags_grants(step, scope)
     return [_grant([action], _resources_for(action, step, scope)) for action in iam_actions_for_step(step)]
+
+
+def service_role_grants(runbook: Runbook, scope: Scope) -> list[Grant]:
+    """What the service role must be allowed for every step of ``runbook`` (preflight checks these)."""
+    return [grant for step in runbook.steps for grant in _step_grants(step, runbook, scope)]
 
 
 def _statement(
@@ -203,7 +212,7 @@ def _statement(
     return statement
 
 
-def _merge(grants: Sequence[_Grant]) -> list[dict[str, Any]]:
+def _merge(grants: Sequence[Grant]) -> list[dict[str, Any]]:
     """One statement per (resources, condition), actions unioned; Sids say what the statement is for."""
     merged: dict[tuple[tuple[str, ...], str], set[str]] = {}
     for grant in grants:
@@ -301,12 +310,9 @@ def generate_policies(
     """
     scope = Scope(account=account, region=region)
     runbooks = {(names or {}).get(str(path), Path(path).stem): load_runbook(path) for path in paths}
-    grants = [
-        grant
-        for runbook in runbooks.values()
-        for step in runbook.steps
-        for grant in _step_grants(step, runbook, scope)
-    ]
+    for unknown in sorted(set(pinned_versions or {}) - set(runbooks)):
+        raise ValueError(f"--pin names {unknown}, which is not among the runbooks {sorted(runbooks)}")
+    grants = [grant for runbook in runbooks.values() for grant in service_role_grants(runbook, scope)]
     role_arn = f"arn:aws:iam::{account}:role/{role_name}"
     return {
         "service_role_trust_policy": trust_policy(scope),
