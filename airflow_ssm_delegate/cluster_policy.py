@@ -42,7 +42,8 @@ def task_policy(task: Any) -> None:
     try:
         DelegationPolicy.from_config().check_task_definition(**fields)
     except PolicyError as error:
-        raise AirflowClusterPolicyViolation(f"Task {task.task_id!r}: {error}") from error
+        dag_id = getattr(task, "dag_id", None)
+        raise AirflowClusterPolicyViolation(f"DAG {dag_id!r}, task {task.task_id!r}: {error}") from error
 
 
 def _start_task_fields(task: Any) -> dict[str, Any] | None:
