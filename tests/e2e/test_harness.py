@@ -63,6 +63,7 @@ def harness_stack(airflow_stacks: StackFactory, tmp_path_factory: TempPathFactor
 
 def test_local_executor_runs_a_python_task_on_postgres(harness_stack: AirflowStack) -> None:
     harness_stack.wait_for_dag("e2e_harness_python")
+    harness_stack.unpause("e2e_harness_python")
     run_id = harness_stack.trigger_dag("e2e_harness_python")
 
     assert harness_stack.wait_for_run("e2e_harness_python", run_id) == "success"
@@ -73,6 +74,7 @@ def test_deferred_task_goes_through_the_triggerer_and_resumes_on_a_worker(
     harness_stack: AirflowStack,
 ) -> None:
     harness_stack.wait_for_dag("e2e_harness_deferring")
+    harness_stack.unpause("e2e_harness_deferring")
     run_id = harness_stack.trigger_dag("e2e_harness_deferring")
     seen: list[str | None] = []
 

@@ -1,0 +1,198 @@
+"""The local Automation runtime as a separate process, the story on it, and the Airflow deployment settings
+the end-to-end tests share.
+
+The runtime runs as ``ssm-delegate-local`` in its own process (as in docker-compose) rather than in the
+pytest process: moto's state is process-global, so a runtime of its own per test module keeps modules
+independent of each other and of the session's in-process ``local_server``, and lets each one pick its
+simulated time scale.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from tests.fixtures.airflow_stack import ManagedProcess, StackError, free_port, wait_until
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Iterator
+
+    from airflow_ssm_delegate.local.story import Story
+
+LOCAL_RUNTIME_BIN = str(Path(sys.executable).with_name("ssm-delegate-local"))
+NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
+
+# A deployment-level cluster policy (``$AIRFLOW_HOME/config/airflow_local_settings.py``), the Airflow way to
+# adjust every task of a deployment without touching DAG files. Airflow's processes run on the wall clock
+# while the local runtime runs on a simulated one (an hour of runbook time in a second or two), so the
+# example DAGs' production cadence (30 s status checks, 30 s approval pokes) would only add idle minutes.
+FAST_POLLING_LOCAL_SETTINGS = '''
+"""E2E deployment settings: poll the fast simulated runtime every second or two (see tests/e2e/support.py)."""
+
+from airflow.sdk import BaseSensorOperator
+
+from airflow_ssm_delegate.operators.automation import SsmStartAutomationExecutionOperator
+from airflow_ssm_delegate.polling import PollSchedule
+
+WAITER_DELAY = 1.0
+MAX_POLL_INTERVAL = 2.0
+
+
+def task_policy(task):
+    if isinstance(task, SsmStartAutomationExecutionOperator):
+        task.waiter_delay = WAITER_DELAY
+        task.max_poll_interval = MAX_POLL_INTERVAL
+        task.schedule = PollSchedule(waiter_delay=WAITER_DELAY, max_poll_interval=MAX_POLL_INTERVAL)
+    elif isinstance(task, BaseSensorOperator):
+        task.poke_interval = 1
+'''
+
+
+def install_fast_polling(airflow_home: Path) -> None:
+    """Put the fast-polling cluster policy into ``airflow_home`` (Airflow adds its config/ to sys.path)."""
+    config_dir = airflow_home / "config"
+    config_dir.mkdir(exist_ok=True)
+    (config_dir / "airflow_local_settings.py").write_text(FAST_POLLING_LOCAL_SETTINGS)
+
+
+@dataclass
+class LocalRuntime:
+    """A running ``ssm-delegate-local`` process: its endpoint and its administrator's keys."""
+
+    endpoint_url: str
+    admin_credentials: dict[str, str]
+    process: ManagedProcess
+    region: str = "us-east-1"
+
+    def client(self, service: str) -> Any:
+        """A boto3 client on the runtime as its administrator (sees every execution)."""
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            config=NO_RETRIES,
+            **self.admin_credentials,
+        )
+
+    def provision_story(self, output_dir: Path) -> Story:
+        """The delegated-administration story (operator denied ec2:*, service role, runbooks, policy)."""
+        from airflow_ssm_delegate.local.story import provision_story
+
+        return provision_story(self.endpoint_url, self.admin_credentials, output_dir, region=self.region)
+
+    def executions(self, document_name: str) -> list[dict[str, Any]]:
+        """Every execution of ``document_name`` (AutomationExecutionMetadata items, all pages)."""
+        ssm = self.client("ssm")
+        found: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"Filters": [{"Key": "DocumentNamePrefix", "Values": [document_name]}]}
+        while True:
+            page = ssm.describe_automation_executions(**kwargs)
+            found.extend(
+                e for e in page["AutomationExecutionMetadataList"] if e.get("DocumentName") == document_name
+            )
+            if not page.get("NextToken"):
+                return found
+            kwargs["NextToken"] = page["NextToken"]
+
+    def execution(self, execution_id: str) -> dict[str, Any]:
+        return dict(
+            self.client("ssm").get_automation_execution(AutomationExecutionId=execution_id)[
+                "AutomationExecution"
+            ]
+        )
+
+
+@contextlib.contextmanager
+def local_runtime(workdir: Path, *, time_scale: float) -> Iterator[LocalRuntime]:
+    """Start ``ssm-delegate-local`` on a free port at ``time_scale``; always stopped afterwards."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    credentials_file = workdir / "admin-credentials.json"
+    log_path = workdir / "ssm-delegate-local.log"
+    with log_path.open("wb") as log:
+        popen = subprocess.Popen(
+            [
+                LOCAL_RUNTIME_BIN,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--time-scale",
+                str(time_scale),
+                "--admin-credentials-file",
+                str(credentials_file),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    process = ManagedProcess("ssm-delegate-local", popen, log_path)
+    try:
+        credentials = wait_until(
+            lambda: _read_credentials(credentials_file, process),
+            timeout=60,
+            what="ssm-delegate-local to write its admin credentials",
+            diagnostics=process.tail,
+        )
+        runtime = LocalRuntime(f"http://127.0.0.1:{port}", credentials, process)
+        wait_until(
+            lambda: runtime.client("sts").get_caller_identity()["Account"],
+            timeout=60,
+            what="ssm-delegate-local to answer STS GetCallerIdentity",
+            diagnostics=process.tail,
+        )
+        yield runtime
+    finally:
+        process.stop()
+
+
+def _read_credentials(path: Path, process: ManagedProcess) -> dict[str, str] | None:
+    if not process.alive:
+        raise StackError(f"ssm-delegate-local exited {process.popen.returncode}:\n{process.tail()}")
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except ValueError:
+        return None  # being written
+    return {
+        "aws_access_key_id": data["aws_access_key_id"],
+        "aws_secret_access_key": data["aws_secret_access_key"],
+    }
+
+
+def story_env(story: Story) -> dict[str, str]:
+    """The Airflow environment of the story (connection as the operator, policy file, variables)."""
+    return {**dict(story.airflow_env), "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+def instance_tags(runtime: LocalRuntime, instance_id: str) -> dict[str, str]:
+    reservations = runtime.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
+    instance = reservations[0]["Instances"][0]
+    return {tag["Key"]: tag["Value"] for tag in instance.get("Tags", [])}
+
+
+def wait_for_execution_status(
+    runtime: LocalRuntime, execution_id: str, statuses: Collection[str], timeout: float = 120
+) -> dict[str, Any]:
+    """Wait until the execution's status is one of ``statuses``; returns the execution."""
+
+    def reached() -> dict[str, Any] | None:
+        execution = runtime.execution(execution_id)
+        return execution if execution["AutomationExecutionStatus"] in statuses else None
+
+    return wait_until(
+        reached,
+        timeout=timeout,
+        what=f"execution {execution_id} to reach one of {sorted(statuses)}",
+        diagnostics=lambda: json.dumps(runtime.execution(execution_id), default=str)[:3000],
+    )
