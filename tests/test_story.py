@@ -1,0 +1,178 @@
+"""The delegated-administration story provisioned on the local runtime holds together.
+
+Each persona can do its job and nothing more, and the files written for Airflow (delegation policy,
+connection, variables) let the provider's hook start the runbook under the service role the policy names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import yaml
+from botocore.exceptions import ClientError
+
+from airflow_ssm_delegate.documents.bundled import runbook_path
+from airflow_ssm_delegate.examples import EXAMPLES_DIR
+from airflow_ssm_delegate.local.story import (
+    AIRFLOW_CONN_ID,
+    STORY_RUNBOOKS,
+    Story,
+    StoryError,
+    provision_on_server,
+)
+from airflow_ssm_delegate.policy import DelegationPolicy
+from tests.fixtures.local_runtime import unique
+
+if TYPE_CHECKING:
+    from airflow_ssm_delegate.local.server import LocalAutomationServer
+
+
+@pytest.fixture(scope="module")
+def story_prefix() -> str:
+    return unique("story") + "-"
+
+
+@pytest.fixture(scope="module")
+def story(
+    local_server: LocalAutomationServer, tmp_path_factory: pytest.TempPathFactory, story_prefix: str
+) -> Story:
+    return provision_on_server(local_server, tmp_path_factory.mktemp("story"), name_prefix=story_prefix)
+
+
+def _code(error: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(error.value.response["Error"]["Code"])
+
+
+def test_operator_cannot_launch_an_instance_directly(story: Story) -> None:
+    ec2 = story.client("ec2", story.operator)
+    with pytest.raises(ClientError) as refused:
+        ec2.run_instances(ImageId="ami-04681a1dbd79675a5", MinCount=1, MaxCount=1)
+    assert _code(refused) in {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"}
+
+
+def test_operator_can_only_pass_the_service_role(story: Story, local_server: LocalAutomationServer) -> None:
+    iam = story.client("iam")
+    other = unique("OtherRole")
+    iam.create_role(
+        RoleName=other,
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "sts:AssumeRole",
+                        "Principal": {"Service": "ssm.amazonaws.com"},
+                    }
+                ],
+            }
+        ),
+    )
+    ssm = story.client("ssm", story.operator)
+    with pytest.raises(ClientError) as refused:
+        ssm.start_automation_execution(
+            DocumentName="LaunchTaggedInstance",
+            Parameters={
+                "AutomationAssumeRole": [f"arn:aws:iam::{story.account_id}:role/{other}"],
+                "Owner": ["someone"],
+                "CostCenter": ["CC-1001"],
+            },
+        )
+    assert _code(refused) == "AccessDeniedException"
+    assert "iam:PassRole" in str(refused.value)
+
+
+def test_author_publishes_only_the_approved_runbooks(story: Story) -> None:
+    ssm = story.client("ssm", story.author)
+    content = runbook_path("LaunchTaggedInstance").read_text()
+    with pytest.raises(ClientError) as refused:
+        ssm.create_document(Name=unique("Unapproved"), Content=content, DocumentType="Automation",
+                            DocumentFormat="YAML")  # fmt: skip
+    assert "AccessDenied" in _code(refused)
+    operator_ssm = story.client("ssm", story.operator)
+    with pytest.raises(ClientError) as operator_refused:
+        operator_ssm.update_document(Name="LaunchTaggedInstance", Content=content, DocumentVersion="$LATEST")
+    assert "AccessDenied" in _code(operator_refused)
+
+
+def test_the_delegation_policy_pins_what_the_author_published(story: Story) -> None:
+    policy = yaml.safe_load(story.files.policy_file.read_text())
+    DelegationPolicy.from_file(story.files.policy_file)  # the provider accepts it
+    assert policy["require_service_role"] is True
+    assert set(policy["documents"]) == set(STORY_RUNBOOKS)
+    admin_ssm = story.client("ssm")
+    for name in STORY_RUNBOOKS:
+        entry, published = policy["documents"][name], story.runbooks[name]
+        described = admin_ssm.describe_document(Name=name)["Document"]
+        assert entry["version"] == published.version == described["DefaultVersion"]
+        assert entry["sha256"] == published.sha256 == described["Hash"]
+        assert published.sha256 == hashlib.sha256(runbook_path(name).read_bytes()).hexdigest()
+        assert entry["roles"] == [story.service_role_arn] and entry["default_role"] == story.service_role_arn
+
+
+def test_the_example_policy_is_the_one_the_story_writes(story: Story, story_prefix: str) -> None:
+    example = yaml.safe_load((EXAMPLES_DIR / "delegation-policy.yaml").read_text())
+    written = yaml.safe_load(story.files.policy_file.read_text().replace(f"role/{story_prefix}", "role/"))
+    assert written == example
+
+
+def test_airflow_files_carry_the_operator_identity_and_no_admin_secret(story: Story) -> None:
+    connection = json.loads(story.files.connections_file.read_text())[AIRFLOW_CONN_ID]
+    assert connection["conn_type"] == "aws"
+    assert connection["login"] == story.operator.access_key_id
+    assert connection["extra"]["endpoint_url"] == story.endpoint_url
+    assert json.loads(story.airflow_env["AIRFLOW_CONN_AWS_DEFAULT"]) == connection
+    assert story.airflow_env["AIRFLOW__SSM_DELEGATE__POLICY_FILE"] == str(story.files.policy_file)
+    variables = json.loads(story.files.variables_file.read_text())
+    assert variables == {
+        "maintenance_instance_id": story.maintenance_instance_id,
+        "maintenance_approver": story.operator.arn,
+    }
+    for secret_file in (story.files.connections_file, story.files.env_file):
+        assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    for written in story.files.__dict__.values():
+        assert story.admin.secret_access_key not in Path(written).read_text()
+    assert story.operator.secret_access_key not in repr(story)
+
+
+def test_reprovisioning_the_same_names_fails_clearly(
+    story: Story, local_server: LocalAutomationServer, tmp_path: Path, story_prefix: str
+) -> None:
+    with pytest.raises(StoryError, match=r"already exists — this runtime was provisioned before \(name"):
+        provision_on_server(local_server, tmp_path, name_prefix=story_prefix)
+
+
+def _start_through_the_hook(story: Story, monkeypatch: pytest.MonkeyPatch, **parameters: Any) -> str:
+    from airflow_ssm_delegate.hooks.automation import SsmAutomationHook
+
+    for name, value in story.airflow_env.items():
+        monkeypatch.setenv(name, value)
+    return SsmAutomationHook().start_automation_execution("LaunchTaggedInstance", parameters)
+
+
+def test_the_hook_launches_a_tagged_instance_as_the_operator(
+    story: Story, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow's view: the operator's connection + the policy file start the runbook under the role."""
+    import time
+
+    execution_id = _start_through_the_hook(story, monkeypatch, Owner="alice", CostCenter="CC-3003")
+    ssm = story.client("ssm", story.operator)
+    for _ in range(600):
+        execution = ssm.get_automation_execution(AutomationExecutionId=execution_id)["AutomationExecution"]
+        if execution["AutomationExecutionStatus"] not in {"Pending", "InProgress", "Waiting"}:
+            break
+        time.sleep(0.1)
+    assert execution["AutomationExecutionStatus"] == "Success", execution.get("FailureMessage")
+    assert execution["Parameters"]["AutomationAssumeRole"] == [story.service_role_arn]
+    assert execution["ExecutedBy"] == story.operator.arn
+    (instance_id,) = execution["Outputs"]["launch.InstanceIds"]
+    tags = story.client("ec2").describe_tags(Filters=[{"Name": "resource-id", "Values": [instance_id]}])[
+        "Tags"
+    ]
+    assert {(t["Key"], t["Value"]) for t in tags} >= {("Owner", "alice"), ("CostCenter", "CC-3003")}
