@@ -43,11 +43,17 @@ _CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeou
 
 
 class ClientCache:
-    """One boto3 client per (credentials, service), shared by all executions (clients are thread-safe)."""
+    """One boto3 client per (credentials, service), shared by all executions (clients are thread-safe).
+
+    All clients come from one boto3 session, whose loader caches the parsed service models: a new
+    client for new credentials then costs milliseconds instead of re-reading the JSON models. Sessions
+    are not thread-safe, so creation is serialised.
+    """
 
     def __init__(self, endpoint_url: str, region: str) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
+        self._session = boto3.session.Session(region_name=region)
         self._clients: dict[tuple[Credentials, str], Any] = {}
         self._lock = threading.Lock()
 
@@ -55,17 +61,24 @@ class ClientCache:
         key = (credentials, service)
         with self._lock:
             client = self._clients.get(key)
-        if client is None:
-            session = boto3.session.Session(
-                aws_access_key_id=credentials.access_key_id,
-                aws_secret_access_key=credentials.secret_access_key,
-                aws_session_token=credentials.session_token,
-                region_name=self.region,
-            )
-            client = session.client(service, endpoint_url=self.endpoint_url, config=_CONFIG)
-            with self._lock:
-                client = self._clients.setdefault(key, client)
+            if client is None:
+                client = self._session.client(
+                    service,
+                    endpoint_url=self.endpoint_url,
+                    config=_CONFIG,
+                    aws_access_key_id=credentials.access_key_id,
+                    aws_secret_access_key=credentials.secret_access_key,
+                    aws_session_token=credentials.session_token,
+                )
+                self._clients[key] = client
         return client
+
+    def warm(self, services: tuple[str, ...] = ("ec2", "ssm")) -> None:
+        """Load these service models now (a first client costs ~0.5 s), so the first step does not wait."""
+        for service in services:
+            with self._lock:
+                self._session.client(service, endpoint_url=self.endpoint_url, aws_access_key_id="warm-up",
+                                     aws_secret_access_key="warm-up")  # fmt: skip
 
 
 def iam_action(client: Any, operation_name: str) -> str:

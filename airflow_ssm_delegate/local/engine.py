@@ -164,6 +164,7 @@ class AutomationEngine:
         self.load_document = load_document
         self.clients = ClientCache(endpoint_url, region)
         self._scheduler = TimerScheduler(clock, workers)
+        self._scheduler.submit(self.clients.warm)
         self._executions: dict[str, Execution] = {}
         self._tokens: dict[str, tuple[str, str]] = {}  # ClientToken -> (request fingerprint, execution id)
         self._lock = threading.Lock()
