@@ -125,6 +125,35 @@ def test_wrong_secret_fails_the_signature_check(
     assert error_of(lambda: boto_client("iam", creds).list_users())["Code"] == "SignatureDoesNotMatch"
 
 
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "AWS AKIAIOSFODNN7EXAMPLE:signature",
+        "AWS4-HMAC-SHA256 garbage",
+        "AWS4-HMAC-SHA256 Credential=x/y",
+    ],
+    ids=["absent", "sigv2", "garbage", "truncated"],
+)
+def test_requests_without_a_usable_signature_are_refused(
+    local_server: LocalAutomationServer, authorization: str | None
+) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    headers = {"X-Amz-Target": "AmazonSSM.ListDocuments", "Content-Type": "application/x-amz-json-1.1"}
+    if authorization:
+        headers["Authorization"] = authorization
+    request = urllib.request.Request(
+        f"{local_server.endpoint_url}/", data=b"{}", headers=headers, method="POST"
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 400
+    assert json.loads(refused.value.read())["__type"] == "MissingAuthenticationTokenException"
+
+
 def test_moto_management_api_is_closed_while_iam_is_enforced(local_server: LocalAutomationServer) -> None:
     import urllib.error
     import urllib.request

@@ -32,6 +32,18 @@ def test_admin_credentials_are_an_iam_user_allowed_everything(boto_client: Calla
     assert policy["PolicyDocument"]["Statement"] == [{"Effect": "Allow", "Action": "*", "Resource": "*"}]
 
 
+def test_admin_keys_survive_a_reset_of_motos_state_by_someone_else(
+    local_server: LocalAutomationServer, boto_client: Callable[..., Any]
+) -> None:
+    from moto import mock_aws
+
+    keys = local_server.admin_credentials
+    with mock_aws():  # resets every moto backend of this process on entry and exit
+        pass
+    assert local_server.admin_credentials == keys
+    assert boto_client("sts").get_caller_identity()["Arn"].endswith(":user/local-admin")
+
+
 def test_a_second_server_in_the_same_process_is_refused(local_server: LocalAutomationServer) -> None:
     with pytest.raises(RuntimeError, match="already running in this process"):
         LocalAutomationServer().start()

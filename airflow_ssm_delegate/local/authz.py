@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from moto.iam.exceptions import NotFoundException
@@ -85,14 +84,12 @@ class PolicyEngine:
     def global_context(
         self, principal: AuthenticatedPrincipal, source_ip: str = ""
     ) -> dict[str, ContextValue]:
-        now = datetime.now(timezone.utc)
+        """Keys every request carries (no aws:CurrentTime: Date operators are not supported)."""
         context: dict[str, ContextValue] = {
             "aws:PrincipalArn": principal_arn(principal),
             "aws:PrincipalAccount": principal.account_id,
             "aws:RequestedRegion": self.scope.region,
             "aws:SecureTransport": "false",
-            "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "aws:EpochTime": str(int(now.timestamp())),
             **principal.context,
         }
         if source_ip:

@@ -32,6 +32,7 @@ from airflow_ssm_delegate.local.principals import PARTITION
 from airflow_ssm_delegate.local.resources import Scope
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from types import TracebackType
 
     from airflow_ssm_delegate.local.clock import SimulatedClock
@@ -98,6 +99,7 @@ class LocalAutomationServer:
         """``aws_access_key_id``/``aws_secret_access_key`` of the bootstrap admin (inline ``*:*`` policy)."""
         if not self._admin:
             raise RuntimeError("The local runtime is not started: the admin user exists only while it runs.")
+        self._admin = _bootstrap_admin(self.account_id, self.region, keep=self._admin)
         return dict(self._admin)
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -183,9 +185,15 @@ class LocalAutomationServer:
         )
 
 
-def _bootstrap_admin(account_id: str, region: str) -> dict[str, str]:
-    """An IAM user allowed everything, so a fresh runtime can be provisioned through the API."""
+def _bootstrap_admin(account_id: str, region: str, keep: Mapping[str, str] | None = None) -> dict[str, str]:
+    """An IAM user allowed everything, so a fresh runtime can be provisioned through the API.
+
+    With ``keep``, the user is re-created with those same keys: something else in this process (moto's
+    ``mock_aws``, a ``/moto-api/reset``) may have reset moto's state, and clients still hold the keys.
+    """
     iam = iam_backends[account_id][PARTITION]
+    if keep is not None and keep["aws_access_key_id"] in iam.access_keys:
+        return dict(keep)
     if ADMIN_USER_NAME not in iam.users:
         iam.create_user(region, ADMIN_USER_NAME)
         iam.put_user_policy(
@@ -194,6 +202,10 @@ def _bootstrap_admin(account_id: str, region: str) -> dict[str, str]:
             policy_json({"Effect": "Allow", "Action": "*", "Resource": "*"}),
         )
     key = iam.create_access_key(ADMIN_USER_NAME)
+    if keep is not None:
+        del iam.access_keys[key.access_key_id]
+        key.access_key_id, key.secret_access_key = keep["aws_access_key_id"], keep["aws_secret_access_key"]
+        iam.access_keys[key.access_key_id] = key
     return {"aws_access_key_id": key.access_key_id, "aws_secret_access_key": key.secret_access_key}
 
 
