@@ -47,7 +47,6 @@ def _add_lint(commands: Any) -> None:
 
 
 def _iam(args: argparse.Namespace) -> int:
-    from airflow_ssm_delegate.documents.actions import UnresolvablePermissionError
     from airflow_ssm_delegate.documents.model import RunbookError
     from airflow_ssm_delegate.iam import generate_policies
 
@@ -60,8 +59,10 @@ def _iam(args: argparse.Namespace) -> int:
             region=args.region,
             pinned_versions=pins,
         )
-    except (RunbookError, UnresolvablePermissionError) as exc:
+    except RunbookError as exc:
         raise CommandError(f"{exc} (run `airflow-ssm-delegate lint` on the file)") from exc
+    except ValueError as exc:  # UnresolvablePermissionError, an unknown --pin
+        raise CommandError(str(exc)) from exc
     except OSError as exc:
         raise CommandError(f"cannot read {exc.filename}: {exc.strerror}") from exc
     print(json.dumps(policies, indent=2))

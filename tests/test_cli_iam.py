@@ -1,0 +1,75 @@
+"""``airflow-ssm-delegate iam``: one JSON object with the four policies; bad input is a one-line error."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_ssm_delegate.cli import main
+from airflow_ssm_delegate.documents.bundled import BUNDLED_RUNBOOKS, runbook_path
+
+ARGS = ["--role-name", "Runner", "--account", "123456789012", "--region", "eu-west-1"]
+
+
+def test_prints_the_four_policies_for_the_runbooks(capsys):
+    files = [str(runbook_path(name)) for name in BUNDLED_RUNBOOKS]
+    assert main(["iam", *files, *ARGS, "--pin", "LaunchTaggedInstance=2"]) == 0
+    policies = json.loads(capsys.readouterr().out)
+    assert list(policies) == [
+        "service_role_trust_policy",
+        "service_role_policy",
+        "operator_policy",
+        "author_policy",
+    ]
+    start = policies["operator_policy"]["Statement"][0]
+    assert start["Resource"][:2] == [
+        "arn:aws:ssm:eu-west-1:123456789012:automation-definition/LaunchTaggedInstance:2",
+        "arn:aws:ssm:eu-west-1:123456789012:automation-definition/LongRunningMaintenance:*",
+    ]
+    actions = {
+        action
+        for statement in policies["service_role_policy"]["Statement"]
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    }
+    assert actions == {
+        "ec2:RunInstances",
+        "ec2:DescribeInstances",
+        "ec2:CreateTags",
+        "ec2:StopInstances",
+        "ec2:StartInstances",
+        "ec2:CreateImage",
+        "ec2:DescribeImages",
+    }
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--pin", "Launch"], "--pin 'Launch' must look like NAME=VERSION"),
+        (["--pin", "Other=1"], "--pin names Other, which is not among the runbooks"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(capsys, argv, message):
+    assert main(["iam", str(runbook_path("LaunchTaggedInstance")), *ARGS, *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_runbook_whose_permissions_depend_on_parameters_is_refused(tmp_path, capsys):
+    dynamic = tmp_path / "Dynamic.yaml"
+    dynamic.write_text(
+        runbook_path("LaunchTaggedInstance")
+        .read_text()
+        .replace("action: aws:createTags", "action: aws:executeAwsApi")
+        .replace("      ResourceType: EC2\n", "      Service: ec2\n      Api: '{{ Owner }}'\n")
+    )
+    assert main(["iam", str(dynamic), *ARGS]) == 2
+    assert "Service and Api must be literal" in capsys.readouterr().err
+
+
+def test_invalid_account_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["iam", "x.yaml", "--role-name", "R", "--account", "12", "--region", "us-east-1"])
+    assert exited.value.code == 2
+    assert "'12' is not a 12-digit AWS account id" in capsys.readouterr().err
