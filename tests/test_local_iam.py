@@ -60,6 +60,43 @@ def test_user_denied_ec2_cannot_run_an_instance_directly(
     assert boto_client("ec2").describe_instances()["Reservations"] == before  # nothing was launched
 
 
+# --- step (3): without iam:PassRole the start is refused and nothing starts ----------------------
+
+
+def test_start_without_pass_role_is_refused_and_starts_nothing(
+    boto_client: Callable[..., Any], new_user: Callable[..., Any], new_role: Callable[..., str]
+) -> None:
+    from airflow_ssm_delegate.documents.bundled import runbook_path
+    from tests.fixtures.local_runtime import unique
+
+    runbook = unique("LaunchTaggedInstance")
+    content = runbook_path("LaunchTaggedInstance").read_text()
+    boto_client("ssm").create_document(
+        Name=runbook, Content=content, DocumentType="Automation", DocumentFormat="YAML"
+    )
+    role = new_role([SSM_TRUST], [{"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}])
+    start = {
+        "Effect": "Allow",
+        "Action": "ssm:StartAutomationExecution",
+        "Resource": f"arn:aws:ssm:us-east-1:{ACCOUNT}:automation-definition/{runbook}:*",
+    }
+    operator = new_user([{"Effect": "Deny", "Action": "ec2:*", "Resource": "*"}, start], prefix="operator")
+    parameters = {"AutomationAssumeRole": [role], "Owner": ["alice"], "CostCenter": ["CC-1001"]}
+
+    error = error_of(
+        lambda: boto_client("ssm", operator).start_automation_execution(
+            DocumentName=runbook, Parameters=parameters
+        )
+    )
+
+    assert error["Code"] == "AccessDeniedException"
+    assert "iam:PassRole" in error["Message"] and role in error["Message"]
+    started = boto_client("ssm").describe_automation_executions(
+        Filters=[{"Key": "DocumentNamePrefix", "Values": [runbook]}]
+    )["AutomationExecutionMetadataList"]
+    assert started == []
+
+
 # --- explicit and implicit deny, in each service's own error shape -------------------------------
 
 
