@@ -1,4 +1,4 @@
-"""Keep secret runbook parameters out of task logs.
+"""Keep secret runbook parameters out of task logs and rendered template fields.
 
 A parameter is secret when its name looks secret (password, secret, token, key, credential, private, or
 a name Airflow's ``[core] sensitive_var_conn_names`` lists) or when the delegation policy marks it. Its
@@ -9,10 +9,11 @@ copy returned for logging shows ``***`` whatever the value's length (the masker 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping, Sequence
+    from collections.abc import Collection, Iterator, Sequence
 
 SECRET_NAME = re.compile(r"pass(word|wd|phrase)?|secret|token|credential|private|key", re.IGNORECASE)
 REDACTED = "***"
@@ -43,3 +44,29 @@ def mask_parameters(
         else:
             loggable[name] = list(values)
     return loggable
+
+
+def mask_parameter_values(parameters: Mapping[str, Any], declared_secret: Collection[str] = ()) -> None:
+    """Register the secret values of task-level parameters (Python values, before API conversion).
+
+    Operators call this right after templates are rendered, so the rendered-fields view in the UI and
+    every log line show ``***`` instead of the value.
+    """
+    from airflow.providers.common.compat.sdk import mask_secret
+
+    for name, value in parameters.items():
+        if is_secret_name(name, declared_secret):
+            for leaf in _leaves(value):
+                mask_secret(leaf)
+
+
+def _leaves(value: Any) -> Iterator[str]:
+    """Every scalar inside ``value`` as text (the masker's own dict walk only masks secret-named keys)."""
+    if isinstance(value, Mapping):
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, (list, tuple, set)):
+        for item in value:
+            yield from _leaves(item)
+    elif value is not None and value != "":
+        yield str(value)

@@ -238,6 +238,11 @@ class DelegationPolicy:
             )
         return rule
 
+    def secret_parameters_for(self, document_name: str) -> frozenset[str]:
+        """Parameter names the policy marks secret for this runbook (none when it is not listed)."""
+        rule = self.documents.get(document_name) if self.documents else None
+        return rule.secret_parameters if rule else frozenset()
+
     def authorize_start(self, request: StartRequest, fetch_runbook: RunbookFetcher) -> StartPlan:
         """Check a start against the policy and the runbook's content; return the plan or raise.
 
