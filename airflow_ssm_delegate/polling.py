@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
-import isodate
-
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
 
@@ -59,6 +57,8 @@ def _parse_time(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value
     if isinstance(value, str) and "{{" not in value:
+        import isodate  # lazily: the operator module imports this one at DAG-parse time
+
         try:
             return isodate.parse_datetime(value)
         except (ValueError, isodate.ISO8601Error):
@@ -71,6 +71,8 @@ def sleep_duration_seconds(inputs: Mapping[str, Any]) -> float | None:
     duration = _decode(inputs.get("Duration"))
     if not isinstance(duration, str) or "{{" in duration:
         return None
+    import isodate
+
     try:
         parsed = isodate.parse_duration(duration)
     except (ValueError, isodate.ISO8601Error):
