@@ -45,7 +45,7 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [_modules("hooks.automation")],
-        "operators": [_modules("operators.automation")],
+        "operators": [_modules("operators.automation", "operators.document")],
         "sensors": [_modules("sensors.automation")],
         "triggers": [_modules("triggers.automation")],
         "extra-links": ["airflow_ssm_delegate.links.automation.SsmAutomationExecutionLink"],
