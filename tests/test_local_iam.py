@@ -388,6 +388,23 @@ def test_assume_role_needs_the_trust_policy_and_uses_the_roles_policies(
     )
 
 
+def test_a_trust_policy_naming_the_user_needs_no_identity_policy(
+    boto_client: Callable[..., Any], new_user: Callable[..., Any], new_role: Callable[..., str]
+) -> None:
+    user = new_user([], prefix="named")
+    user_arn = boto_client("sts", user).get_caller_identity()["Arn"]
+    named = new_role([{"Effect": "Allow", "Principal": {"AWS": user_arn}, "Action": "sts:AssumeRole"}])
+    account_only = new_role([{"Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "sts:AssumeRole"}])
+    sts = boto_client("sts", user)
+
+    assert sts.assume_role(RoleArn=named, RoleSessionName="session")["AssumedRoleUser"]["Arn"].endswith(
+        "/session"
+    )
+    denied = error_of(lambda: sts.assume_role(RoleArn=account_only, RoleSessionName="session"))
+    assert denied["Code"] == "AccessDenied"
+    assert "no identity-based policy allows the sts:AssumeRole action" in denied["Message"]
+
+
 def test_session_policy_narrows_an_assumed_role(
     boto_client: Callable[..., Any], new_user: Callable[..., Any], new_role: Callable[..., str]
 ) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from moto.iam.exceptions import NotFoundException
-from moto.iam.models import iam_backends
+from moto.iam.models import Role, iam_backends
 from moto.sts.models import sts_backends
 
 from airflow_ssm_delegate.local.errors import AutomationApiError
@@ -123,7 +123,7 @@ class PolicyEngine:
                 raise AccessDenied(principal.arn, check.action, check.resource, decision)
 
 
-def _role(account_id: str, role_arn: str) -> object | None:
+def _role(account_id: str, role_arn: str) -> Role | None:
     try:
         return iam_backends[account_id][PARTITION].get_role_by_arn(role_arn)
     except NotFoundException:
@@ -161,28 +161,37 @@ class RequestGuard:
             return None
 
     def authorize(self, request: AwsRequest, principal: AuthenticatedPrincipal) -> None:
+        """Raise AccessDenied unless every check of the request is allowed."""
         if not request.service or not request.operation:
             checks = [Check(f"{request.service or 'unknown'}:{request.operation or 'UnknownOperation'}")]
         else:
             checks = checks_for(request.service, request.operation, request.params, self.policies.scope)
-        self.policies.require(principal, checks, request.remote_addr)
         if self.policies.enforce and request.service == "sts" and request.operation == "AssumeRole":
-            self._check_trust(principal, checks[0])
+            self._authorize_assume_role(principal, checks[0], request.remote_addr)
+            return
+        self.policies.require(principal, checks, request.remote_addr)
 
-    def _check_trust(self, principal: AuthenticatedPrincipal, check: Check) -> None:
-        """AssumeRole also needs the role's trust policy to name the caller (or its account)."""
+    def _authorize_assume_role(self, principal: AuthenticatedPrincipal, check: Check, source_ip: str) -> None:
+        """The role's trust policy must allow the caller. If it names the caller's ARN, that is enough
+        (within the account); if it names only the account, the caller's own policies must allow too."""
         role = _role(self.policies.scope.account_id, check.resource)
         if role is None:
             raise AccessDenied(principal.arn, check.action, check.resource, Decision.IMPLICIT_DENY)
-        context = {**self.policies.global_context(principal), **check.context}
-        trust = trust_decision(
-            role.assume_role_policy_document,  # type: ignore[attr-defined]
-            check.resource,
-            Principal(arn=principal_arn(principal), account=principal.account_id),
-            context,
+        context = {**self.policies.global_context(principal, source_ip), **check.context}
+        document = role.assume_role_policy_document
+        caller_arn = principal_arn(principal)
+        named = trust_decision(document, check.resource, Principal(arn=caller_arn), context)
+        identity = self.policies.decide(principal, check, context)
+        if Decision.EXPLICIT_DENY in (named, identity):
+            raise AccessDenied(principal.arn, check.action, check.resource, Decision.EXPLICIT_DENY)
+        if named is Decision.ALLOW:
+            return
+        by_account = trust_decision(
+            document, check.resource, Principal(arn=caller_arn, account=principal.account_id), context
         )
-        if trust is not Decision.ALLOW:
-            raise AccessDenied(principal.arn, check.action, check.resource, trust)
+        for decision in (by_account, identity):
+            if decision is not Decision.ALLOW:
+                raise AccessDenied(principal.arn, check.action, check.resource, decision)
 
 
 def caller_for(principal: AuthenticatedPrincipal | None, request: AwsRequest, account_id: str) -> Caller:
@@ -264,7 +273,7 @@ class IamAuthorizer:
                 "aws:PrincipalServiceName": SSM_SERVICE_PRINCIPAL,
             }
             trust = trust_decision(
-                role.assume_role_policy_document,  # type: ignore[attr-defined]
+                role.assume_role_policy_document,
                 role_arn,
                 Principal(service=SSM_SERVICE_PRINCIPAL),
                 context,
