@@ -336,6 +336,8 @@ class DelegationPolicy:
                     f"{parameter!r}. Fix the runbook.",
                 )
             given = request.parameters.get(parameter)
+            if isinstance(given, (list, tuple)) and len(given) == 1:  # already in the API's list form
+                given = given[0]
             if given is not None and explicit is not None and given != explicit:
                 self._refuse(
                     RULE_ASSUME_ROLE,

@@ -146,6 +146,8 @@ def test_role_given_as_the_assume_role_parameter_counts_as_the_role(policy: Dele
         request(parameters={"Owner": "bob", "AutomationAssumeRole": role}), FakeDocuments()
     )
     assert plan.role_arn == role
+    in_api_form = request(parameters={"Owner": "bob", "AutomationAssumeRole": [role]})
+    assert policy.authorize_start(in_api_form, FakeDocuments()).parameters["AutomationAssumeRole"] == [role]
 
 
 def test_version_alias_resolving_to_the_pin_is_allowed(policy: DelegationPolicy) -> None:
