@@ -207,9 +207,15 @@ _SSM_PARAMETER_OPERATIONS = frozenset(
 
 
 def ssm_document_arn(scope: Scope, name: str) -> str:
-    return (
-        name if name.startswith("arn:") else f"arn:aws:ssm:{scope.region}:{scope.account_id}:document/{name}"
+    """A document's ARN; Amazon-owned documents (``AWS-*``, ``AWSSupport-*``...) have no account in it."""
+    if name.startswith("arn:"):
+        return name
+    account = (
+        ""
+        if name.startswith(("AWS-", "AWSEC2-", "AWSSupport-", "AWSConfigRemediation-"))
+        else scope.account_id
     )
+    return f"arn:aws:ssm:{scope.region}:{account}:document/{name}"
 
 
 def _ssm_checks(scope: Scope, operation: str, params: Mapping[str, Any]) -> list[Check]:
