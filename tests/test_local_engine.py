@@ -7,12 +7,14 @@ Runs the engine alone against a plain moto server with a recording Authorizer (s
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_ssm_delegate.local.actions.flow import sleep_end
 from airflow_ssm_delegate.local.errors import AutomationApiError
 from tests.local_engine_support import (
     CALLER,
@@ -366,6 +368,7 @@ def test_twelve_hour_rule_without_role_and_with_role(h: Harness) -> None:
         assumeRole="{{ AutomationAssumeRole }}",
         parameters=ROLE_PARAMETER,
     )
+
     def run(**parameters: str) -> dict[str, Any]:
         """Real time for the first call, then 13 simulated hours in ~1.3 s while the windows sleep."""
         h.clock.time_scale = 1.0
@@ -481,3 +484,57 @@ def test_a_thousand_sleeping_executions_need_no_thread_each(h: Harness) -> None:
     for execution_id in ids:
         h.engine.stop(execution_id)
     assert all(h.finish(i)["AutomationExecutionStatus"] == "Cancelled" for i in ids[:10])
+
+
+@pytest.mark.parametrize(
+    ("request_body", "code"),
+    [
+        ([], "ValidationException"),
+        ({}, "ValidationException"),
+        ({"DocumentName": 7}, "ValidationException"),
+        ({"DocumentName": "Missing"}, "AutomationDefinitionNotFoundException"),
+        ({"DocumentName": "Shapes", "Mode": "Sometimes"}, "ValidationException"),
+        ({"DocumentName": "Shapes", "Tags": "owner"}, "ValidationException"),
+        ({"DocumentName": "Shapes", "Parameters": ["Size"]}, "InvalidAutomationExecutionParametersException"),
+        (
+            {"DocumentName": "Shapes", "Parameters": {"Size": [{"nested": 1}]}},
+            "InvalidAutomationExecutionParametersException",
+        ),
+        (
+            {"DocumentName": "Shapes", "Parameters": {"Size": None}},
+            "InvalidAutomationExecutionParametersException",
+        ),
+        (
+            {"DocumentName": "Shapes", "Targets": [{"Key": "tag:x", "Values": ["y"]}]},
+            "InvalidAutomationExecutionParametersException",
+        ),
+    ],
+)
+def test_malformed_start_requests_get_the_api_error(h: Harness, request_body: object, code: str) -> None:
+    h.documents.add("Shapes", runbook(sleep("Wait"), parameters={"Size": {"type": "String", "default": "s"}}))
+    with pytest.raises(AutomationApiError) as refused:
+        h.engine.start(request_body, CALLER)  # type: ignore[arg-type]
+    assert refused.value.code == code
+    assert h.engine.describe([], None, None)[0] == []
+
+
+def test_execution_limit_refuses_starts_beyond_it(h: Harness) -> None:
+    h.engine.max_running_executions = 1
+    execution_id = h.run(runbook(step("Hold", "aws:pause")))
+    with pytest.raises(AutomationApiError) as refused:
+        h.run(runbook(sleep("Wait")))
+    assert refused.value.code == "AutomationExecutionLimitExceededException"
+    h.engine.stop(execution_id)
+    h.finish(execution_id)
+    assert h.finish(h.run(runbook(sleep("Wait"))))["AutomationExecutionStatus"] == "Success"
+
+
+def test_sleep_end_is_computable_from_the_step_record(h: Harness) -> None:
+    execution = h.finish(h.run(runbook(sleep("Nap", "PT30M"))))
+    nap = execution["StepExecutions"][0]
+    planned = sleep_end(
+        {k: json.loads(v) for k, v in nap["Inputs"].items()},
+        datetime.fromtimestamp(nap["ExecutionStartTime"], timezone.utc),
+    )
+    assert nap["ExecutionEndTime"] >= planned.timestamp()
+    assert planned.timestamp() - nap["ExecutionStartTime"] == pytest.approx(1800)

@@ -97,6 +97,7 @@ class _StepContext:
         self._engine = engine
         self._execution = execution
         self.step: StepSpec = record.spec
+        self.started: datetime = record.started or engine.clock.now()
         self.inputs: dict[str, Any] = {}
         self.execution_id = execution.id
         self.state: dict[str, Any] = {}
@@ -170,6 +171,9 @@ class AutomationEngine:
         self._lock = threading.Lock()
         self._sequence = itertools.count(1)
         self.steps_started = 0  # for the benchmark: step attempts begun since creation
+        #: AWS runs 100 automations at once per account; None = no limit. Settable, e.g. to test the
+        #: AutomationExecutionLimitExceededException path of a client.
+        self.max_running_executions: int | None = None
 
     # ----------------------------------------------------------------------------------------- API
     def start(self, request: dict[str, Any], caller: Caller) -> str:
@@ -316,6 +320,11 @@ class AutomationEngine:
             values = resolve_parameters(runbook, api_parameters)
         except ParameterValidationError as error:
             raise AutomationApiError("InvalidAutomationExecutionParametersException", str(error)) from None
+        except (TypeError, ValueError, AttributeError) as error:  # values of shapes no check expects
+            raise AutomationApiError(
+                "InvalidAutomationExecutionParametersException",
+                f"Parameters must map each name to a list of strings: {error}",
+            ) from None
         role_arn = _role_arn(runbook, values)
         self.authorizer.authorize_start(caller, document_name, document_version, role_arn)
         token = request.get("ClientToken")
@@ -335,6 +344,7 @@ class AutomationEngine:
                             "request; use a new token for a new execution.",
                         )
                     return known[1]
+            self._check_capacity()
             execution = Execution(
                 id=str(uuid.uuid4()),
                 sequence=next(self._sequence),
@@ -355,6 +365,14 @@ class AutomationEngine:
                 self._tokens[str(token)] = (fingerprint, execution.id)
         self._scheduler.submit(lambda: self._begin(execution))
         return execution.id
+
+    def _check_capacity(self) -> None:
+        limit = self.max_running_executions
+        if limit is not None and sum(not e.finished for e in self._executions.values()) >= limit:
+            raise AutomationApiError(
+                "AutomationExecutionLimitExceededException",
+                f"{limit} executions are already running in this account; retry when one has ended.",
+            )
 
     def _begin(self, execution: Execution) -> None:
         """First call of an execution, on a worker: take on its identity, then run the first step."""

@@ -8,6 +8,7 @@ thread re-checks at least every ``MAX_NAP`` wall seconds).
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
@@ -40,7 +41,8 @@ class TimerScheduler:
 
     def submit(self, callback: Callable[[], None]) -> None:
         if self._running:
-            self._pool.submit(self._guarded, callback)
+            with contextlib.suppress(RuntimeError):  # the pool shut down meanwhile: nothing runs any more
+                self._pool.submit(self._guarded, callback)
 
     def call_at(self, when: datetime, callback: Callable[[], None]) -> None:
         with self._wake:

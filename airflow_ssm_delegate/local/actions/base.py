@@ -97,6 +97,7 @@ class StepContext(Protocol):
     """What the engine gives an action for one step attempt."""
 
     step: StepSpec
+    started: datetime  # the step's ExecutionStartTime
     inputs: dict[str, Any]  # rendered inputs
     execution_id: str
     state: dict[str, Any]  # scratch space kept across the continuations of one attempt

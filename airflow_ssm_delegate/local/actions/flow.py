@@ -66,7 +66,8 @@ def sleep_end(inputs: dict[str, Any], started: datetime) -> datetime:
 
 
 def sleep(ctx: StepContext) -> Outcome:
-    return WaitUntil(sleep_end(ctx.inputs, ctx.now()), lambda _ctx: Done())
+    # from the step's start, so an observer computes the same end from ExecutionStartTime + Inputs
+    return WaitUntil(sleep_end(ctx.inputs, ctx.started), lambda _ctx: Done())
 
 
 def pause(ctx: StepContext) -> Outcome:
