@@ -139,6 +139,7 @@ class SsmAutomationHook(AwsBaseHook):
         document = self.conn.get_document(Name=name, **_without_none(DocumentVersion=version))
         concrete = str(document["DocumentVersion"])
         description = self.describe_document(name, concrete)
+        description.setdefault("DocumentVersion", concrete)
         try:
             runbook = parse_runbook(document["Content"], source=f"{name} version {concrete}")
         except RunbookError as error:
