@@ -18,6 +18,7 @@ import socket
 import threading
 from typing import TYPE_CHECKING
 
+from moto import settings as moto_settings
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.base_backend import BackendDict
 from moto.iam.models import iam_backends
@@ -115,6 +116,11 @@ class LocalAutomationServer:
                     "fixture)."
                 )
             from airflow_ssm_delegate.local.clock import SimulatedClock
+
+            # moto's own IAM check (EC2/SSM against "*", no conditions, no PassRole) stays off: the gateway
+            # replaces it. It is off by default; an INITIAL_NO_AUTH_ACTION_COUNT in the environment would
+            # turn it on behind our back.
+            moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
 
             self.clock = SimulatedClock(self.time_scale)
             self._server = self._listen()
