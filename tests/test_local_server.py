@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from airflow_ssm_delegate.local.cli import build_parser
 from airflow_ssm_delegate.local.server import LocalAutomationServer
+from tests.fixtures.local_runtime import client_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -45,9 +46,11 @@ def test_admin_keys_survive_a_reset_of_motos_state_by_someone_else(
 
 
 def test_a_second_server_in_the_same_process_is_refused(local_server: LocalAutomationServer) -> None:
+    second = LocalAutomationServer()
     with pytest.raises(RuntimeError, match="already running in this process"):
-        LocalAutomationServer().start()
-    assert local_server.endpoint_url.startswith("http://127.0.0.1:")  # the first one is untouched
+        second.start()
+    second.stop()  # stopping the one that never ran must not reset the running one
+    assert client_for(local_server, "sts").get_caller_identity()["Arn"].endswith(":user/local-admin")
 
 
 def test_endpoint_before_start_says_what_to_do() -> None:
@@ -78,6 +81,7 @@ STOP_AND_RESTART = textwrap.dedent(
     """
     import json, socket, boto3
     from airflow_ssm_delegate.local.server import LocalAutomationServer
+from tests.fixtures.local_runtime import client_for
 
     def iam(server):
         return boto3.client("iam", endpoint_url=server.endpoint_url, region_name=server.region,

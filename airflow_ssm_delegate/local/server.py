@@ -27,7 +27,9 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from airflow_ssm_delegate.local.api import AutomationApi
 from airflow_ssm_delegate.local.authz import IamAuthorizer, PolicyEngine, RequestGuard, policy_json
+from airflow_ssm_delegate.local.clock import SimulatedClock
 from airflow_ssm_delegate.local.definitions import DocumentLoader
+from airflow_ssm_delegate.local.engine import AutomationEngine
 from airflow_ssm_delegate.local.gateway import Gateway
 from airflow_ssm_delegate.local.principals import PARTITION
 from airflow_ssm_delegate.local.resources import Scope
@@ -35,9 +37,6 @@ from airflow_ssm_delegate.local.resources import Scope
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from types import TracebackType
-
-    from airflow_ssm_delegate.local.clock import SimulatedClock
-    from airflow_ssm_delegate.local.engine import AutomationEngine
 
 log = logging.getLogger(__name__)
 
@@ -115,20 +114,24 @@ class LocalAutomationServer:
                     "moto's state is process-global, so stop it first or share it (tests: the local_server "
                     "fixture)."
                 )
-            from airflow_ssm_delegate.local.clock import SimulatedClock
-
             # moto's own IAM check (EC2/SSM against "*", no conditions, no PassRole) stays off: the gateway
             # replaces it. It is off by default; an INITIAL_NO_AUTH_ACTION_COUNT in the environment would
             # turn it on behind our back.
             moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
 
             self.clock = SimulatedClock(self.time_scale)
-            self._server = self._listen()
-            self._admin = _bootstrap_admin(self.account_id, self.region)
-            self.engine = self._build_engine()
-            self._gateway.api = AutomationApi(self.engine)
+            server = self._listen()
+            try:
+                self._admin = _bootstrap_admin(self.account_id, self.region)
+                self._server = server
+                self.engine = self._build_engine()
+                self._gateway.api = AutomationApi(self.engine)
+            except BaseException:
+                server.server_close()  # never leave the port bound by a half-started server
+                self._server = None
+                raise
             self._thread = threading.Thread(
-                target=self._server.serve_forever, name="ssm-delegate-local", daemon=True
+                target=server.serve_forever, name="ssm-delegate-local", daemon=True
             )
             self._thread.start()
             _RunningServer.server = self
@@ -140,19 +143,21 @@ class LocalAutomationServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving, stop the engine, reset this account's moto state and free the port."""
+        """Stop serving, stop the engine, reset this account's moto state and free the port.
+
+        A no-op for a server that is not the one running (it must not reset the running one's state).
+        """
         with _RunningServer.lock:
-            if self.engine is not None:
-                self.engine.shutdown()
-            if self._server is not None:
-                self._server.shutdown()
-                self._server.server_close()
-            if self._thread is not None:
-                self._thread.join()
+            if _RunningServer.server is not self:
+                return
+            assert self._server is not None and self._thread is not None and self.engine is not None
+            self.engine.shutdown()
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join()
             _reset_account(self.account_id)
             self._server, self._thread, self.engine, self._admin = None, None, None, {}
-            if _RunningServer.server is self:
-                _RunningServer.server = None
+            _RunningServer.server = None
 
     def __enter__(self) -> LocalAutomationServer:
         return self.start()
@@ -178,8 +183,6 @@ class LocalAutomationServer:
             )
 
     def _build_engine(self) -> AutomationEngine:
-        from airflow_ssm_delegate.local.engine import AutomationEngine
-
         assert self.clock is not None
         return AutomationEngine(
             clock=self.clock,
