@@ -389,7 +389,7 @@ def test_twelve_hour_rule_without_role_and_with_role(h: Harness) -> None:
     with_role = run(AutomationAssumeRole=ROLE_ARN)
     assert with_role["AutomationExecutionStatus"] == "Success"
     assert h.authorizer.assumed[-1] == (ROLE_ARN, with_role["AutomationExecutionId"])
-    assert (ROLE_CREDENTIALS, "ec2") in h.engine.clients._clients
+    assert (ROLE_CREDENTIALS, "ec2") in h.engine.clients
 
 
 def test_role_that_cannot_be_assumed_fails_the_execution(h: Harness) -> None:

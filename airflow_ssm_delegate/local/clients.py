@@ -16,11 +16,11 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from airflow_ssm_delegate.local.actions.base import StepFailure
+from airflow_ssm_delegate.local.identity import Credentials
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow_ssm_delegate.local.identity import Credentials
 
 PERMISSION_ERROR_CODES = frozenset(
     {
@@ -45,40 +45,48 @@ _CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeou
 class ClientCache:
     """One boto3 client per (credentials, service), shared by all executions (clients are thread-safe).
 
-    All clients come from one boto3 session, whose loader caches the parsed service models: a new
-    client for new credentials then costs milliseconds instead of re-reading the JSON models. Sessions
-    are not thread-safe, so creation is serialised.
+    All clients of the process come from one boto3 session, whose loader caches the parsed service
+    models: a client for new credentials then costs milliseconds instead of re-reading the JSON models
+    (~0.5 s). Sessions are not thread-safe, so client creation is serialised.
     """
+
+    _session: boto3.session.Session | None = None
+    _session_lock = threading.Lock()
 
     def __init__(self, endpoint_url: str, region: str) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
-        self._session = boto3.session.Session(region_name=region)
         self._clients: dict[tuple[Credentials, str], Any] = {}
-        self._lock = threading.Lock()
+
+    def _new_client(self, service: str, credentials: Credentials) -> Any:
+        with ClientCache._session_lock:
+            if ClientCache._session is None:
+                ClientCache._session = boto3.session.Session()
+            return ClientCache._session.client(
+                service,
+                region_name=self.region,
+                endpoint_url=self.endpoint_url,
+                config=_CONFIG,
+                aws_access_key_id=credentials.access_key_id,
+                aws_secret_access_key=credentials.secret_access_key,
+                aws_session_token=credentials.session_token,
+            )
 
     def get(self, credentials: Credentials, service: str) -> Any:
         key = (credentials, service)
-        with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                client = self._session.client(
-                    service,
-                    endpoint_url=self.endpoint_url,
-                    config=_CONFIG,
-                    aws_access_key_id=credentials.access_key_id,
-                    aws_secret_access_key=credentials.secret_access_key,
-                    aws_session_token=credentials.session_token,
-                )
-                self._clients[key] = client
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients.setdefault(key, self._new_client(service, credentials))
         return client
 
+    def __contains__(self, key: object) -> bool:
+        """Whether a client for ``(credentials, service)`` was made (i.e. a step called with them)."""
+        return key in self._clients
+
     def warm(self, services: tuple[str, ...] = ("ec2", "ssm")) -> None:
-        """Load these service models now (a first client costs ~0.5 s), so the first step does not wait."""
+        """Load these service models now, so the first step of the first execution does not wait."""
         for service in services:
-            with self._lock:
-                self._session.client(service, endpoint_url=self.endpoint_url, aws_access_key_id="warm-up",
-                                     aws_secret_access_key="warm-up")  # fmt: skip
+            self._new_client(service, Credentials("warm-up", "warm-up"))
 
 
 def iam_action(client: Any, operation_name: str) -> str:
