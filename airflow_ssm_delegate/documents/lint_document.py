@@ -1,0 +1,169 @@
+"""Lint rules about the document as a whole: parameter values, the service role, durations, 12 hours."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import isodate
+
+from airflow_ssm_delegate.documents.actions import is_reference
+from airflow_ssm_delegate.documents.model import Problem, parameter_spec
+from airflow_ssm_delegate.documents.parameters import PARAMETER_TYPES, ParameterSpec, check_value
+from airflow_ssm_delegate.documents.references import REFERENCE, find_references
+
+if TYPE_CHECKING:
+    from airflow_ssm_delegate.documents.lint_steps import LintStep
+    from airflow_ssm_delegate.documents.source import Path
+
+SESSION_LIMIT = dt.timedelta(hours=12)
+MAX_SLEEP = dt.timedelta(days=7)
+#: How long a step may wait when it declares no timeoutSeconds (AWS defaults).
+DEFAULT_WAITS = {"aws:approve": dt.timedelta(days=7)}
+UNBOUNDED = dt.timedelta.max
+
+
+def parameter_value_problems(data: Mapping[str, Any]) -> Iterator[Problem]:
+    parameters = data.get("parameters")
+    for name, declaration in parameters.items() if isinstance(parameters, Mapping) else []:
+        if not isinstance(declaration, Mapping) or declaration.get("type") not in PARAMETER_TYPES:
+            continue  # reported as SSM011
+        try:
+            spec = parameter_spec(name, declaration)
+        except (TypeError, ValueError):
+            continue  # malformed keys are reported as SSM011
+        path: Path = ("parameters", name)
+        allowed = declaration.get("allowedValues")
+        if isinstance(allowed, list):
+            if spec.type in ("Boolean", "MapList", "StringMap"):
+                yield Problem(
+                    "SSM012",
+                    (*path, "allowedValues"),
+                    f"parameter {name}: allowedValues is not supported for type {spec.type}",
+                )
+            for value in allowed:
+                _, problems = check_value(_bare(spec), value)
+                for problem in problems:
+                    yield Problem(
+                        "SSM012", (*path, "allowedValues"), f"parameter {problem} (in allowedValues)"
+                    )
+        if not spec.required and not find_references(spec.default):
+            _, problems = check_value(spec, spec.default)
+            for problem in problems:
+                yield Problem(
+                    "SSM012",
+                    (*path, "default"),
+                    f"parameter {problem} (the default); fix the default or the constraint",
+                )
+
+
+def _bare(spec: ParameterSpec) -> ParameterSpec:
+    """The declaration without constraints: checks one allowedValues item against the type only."""
+    item_type = "String" if spec.type == "StringList" else spec.type
+    return replace(
+        spec, type=item_type, allowed_values=None, allowed_pattern=None, min_items=None, max_items=None
+    )
+
+
+def role_problems(data: Mapping[str, Any]) -> Iterator[Problem]:
+    role = data.get("assumeRole")
+    if role is None:
+        yield Problem(
+            "SSM015",
+            (),
+            "no assumeRole: the runbook runs on the caller's session and rights; add "
+            "assumeRole: '{{ AutomationAssumeRole }}' and that String parameter",
+        )
+        return
+    match = REFERENCE.fullmatch(role.strip()) if isinstance(role, str) else None
+    parameters = data.get("parameters")
+    declaration = parameters.get(match.group(1)) if match and isinstance(parameters, Mapping) else None
+    if not isinstance(declaration, Mapping) or declaration.get("type") != "String":
+        yield Problem(
+            "SSM015",
+            ("assumeRole",),
+            f"assumeRole {role!r} must be '{{{{ P }}}}' for a declared "
+            "String parameter P, so the service role is chosen (and checked) per execution",
+        )
+
+
+def _duration(value: Any, data: Mapping[str, Any]) -> dt.timedelta | None:
+    """A literal or parameter-default ISO-8601 duration; None when unknown or invalid."""
+    match = REFERENCE.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match:
+        parameters = data.get("parameters")
+        declaration = parameters.get(match.group(1)) if isinstance(parameters, Mapping) else None
+        value = declaration.get("default") if isinstance(declaration, Mapping) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = isodate.parse_duration(value)
+    except (isodate.ISO8601Error, ValueError):
+        return None
+    if isinstance(parsed, isodate.Duration):
+        parsed = parsed.totimedelta(start=dt.datetime(2000, 1, 1))
+    return parsed if isinstance(parsed, dt.timedelta) else None
+
+
+def sleep_problems(data: Mapping[str, Any], steps: list[LintStep]) -> Iterator[Problem]:
+    for step in steps:
+        duration = step.inputs.get("Duration")
+        if step.action != "aws:sleep" or duration is None:
+            continue
+        parsed = _duration(duration, data)
+        if parsed is None and not (is_reference(duration) and _duration_is_runtime_only(duration, data)):
+            yield Problem(
+                "SSM019",
+                (*step.path, "inputs", "Duration"),
+                f"step {step.name}: Duration {duration!r} is not an ISO-8601 duration such as PT30M or PT6H",
+            )
+        elif parsed is not None and parsed > MAX_SLEEP:
+            yield Problem(
+                "SSM019",
+                (*step.path, "inputs", "Duration"),
+                f"step {step.name}: Duration {duration!r} is longer than aws:sleep's maximum of 7 days",
+            )
+
+
+def _duration_is_runtime_only(value: str, data: Mapping[str, Any]) -> bool:
+    """A reference to a parameter without a default: its length is only known at start."""
+    match = REFERENCE.fullmatch(value.strip())
+    parameters = data.get("parameters")
+    declaration = parameters.get(match.group(1)) if match and isinstance(parameters, Mapping) else None
+    return not isinstance(declaration, Mapping) or "default" not in declaration
+
+
+def _step_bound(step: LintStep, data: Mapping[str, Any]) -> dt.timedelta:
+    timeout = step.raw.get("timeoutSeconds")
+    attempts = step.raw.get("maxAttempts", 1)
+    attempts = attempts if isinstance(attempts, int) and attempts > 0 else 1
+    if step.action == "aws:sleep":
+        if "Timestamp" in step.inputs:
+            return UNBOUNDED
+        duration = _duration(step.inputs.get("Duration"), data)
+        return UNBOUNDED if duration is None else duration
+    if isinstance(timeout, int) and not isinstance(timeout, bool):
+        return dt.timedelta(seconds=timeout) * attempts
+    if step.action == "aws:pause":
+        return UNBOUNDED
+    return DEFAULT_WAITS.get(step.action, dt.timedelta(0)) * attempts
+
+
+def session_problems(data: Mapping[str, Any], steps: list[LintStep]) -> Iterator[Problem]:
+    if data.get("assumeRole"):
+        return
+    total = dt.timedelta(0)
+    for step in steps:
+        bound = _step_bound(step, data)
+        total = UNBOUNDED if UNBOUNDED - total <= bound else total + bound
+        if total > SESSION_LIMIT:
+            yield Problem(
+                "SSM016",
+                (*step.path, "name"),
+                f"without assumeRole the runbook runs on the caller's "
+                f"session, which expires 12 hours after the start; by step {step.name} its sleeps and "
+                "timeouts can exceed that — add a service role (assumeRole)",
+            )
+            return
