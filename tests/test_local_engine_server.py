@@ -373,3 +373,83 @@ def test_every_action_runs_through_the_server_under_a_role(
     child_execution = ssm.get_automation_execution(AutomationExecutionId=child_id)["AutomationExecution"]
     assert child_execution["ParentAutomationExecutionId"] == execution_id
     assert child_execution["AutomationExecutionStatus"] == "Success"
+
+
+MAINTENANCE_RIGHTS = [
+    "ec2:StopInstances",
+    "ec2:StartInstances",
+    "ec2:DescribeInstances",
+    "ec2:DescribeInstanceStatus",
+    "ec2:CreateImage",
+    "ec2:DescribeImages",
+]
+
+
+def start_maintenance(rt: Runtime) -> tuple[Any, str, str]:
+    """An operator starts the bundled 12.5-hour maintenance on a new instance: (ssm, execution, instance)."""
+    role_arn = rt.new_role([SSM_TRUST], [allow(MAINTENANCE_RIGHTS)], prefix="maintenance-role")
+    operator = rt.new_user(operator_statements(role_arn), prefix="operator")
+    document = rt.publish(runbook_path("LongRunningMaintenance").read_text(encoding="utf-8"))
+    reservation = rt.client("ec2").run_instances(ImageId=rt.ami(), MinCount=1, MaxCount=1)
+    instance_id = reservation["Instances"][0]["InstanceId"]
+    ssm = rt.client("ssm", operator)
+    parameters = {
+        "AutomationAssumeRole": [role_arn],
+        "InstanceId": [instance_id],
+        "Approvers": ["maintainer"],
+    }
+    execution_id = ssm.start_automation_execution(DocumentName=document, Parameters=parameters)[
+        "AutomationExecutionId"
+    ]
+    return ssm, execution_id, instance_id
+
+
+def wait_for_step(rt: Runtime, execution_id: str, step: str, status: str) -> None:
+    """Block (no timed assertion) until the execution's current step is ``step`` in ``status``."""
+    assert rt.server.engine is not None
+    while True:
+        execution = rt.server.engine.get(execution_id)
+        assert execution["AutomationExecutionStatus"] in ("Pending", "InProgress", "Waiting"), execution
+        if execution.get("CurrentStepName") == step and execution["AutomationExecutionStatus"] == status:
+            return
+        rt.server.engine._execution(execution_id).done.wait(0.01)
+
+
+def instance_state(rt: Runtime, instance_id: str) -> str:
+    reservations = rt.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
+    return str(reservations[0]["Instances"][0]["State"]["Name"])
+
+
+def test_bundled_long_maintenance_runs_past_twelve_hours_under_its_role(rt: Runtime) -> None:
+    with time_scale(rt.server, 1.0):
+        ssm, execution_id, instance_id = start_maintenance(rt)
+        wait_for_step(rt, execution_id, "approveMaintenance", "Waiting")
+        assert instance_state(rt, instance_id) == "stopped"
+        ssm.send_automation_signal(
+            AutomationExecutionId=execution_id, SignalType="Approve", Payload={"Comment": ["go"]}
+        )
+        wait_for_step(rt, execution_id, "firstWindow", "InProgress")
+        with time_scale(rt.server, 36000):
+            execution = finish(rt.server, ssm, execution_id)
+
+    assert execution["AutomationExecutionStatus"] == "Success", execution.get("FailureMessage")
+    assert (execution["ExecutionEndTime"] - execution["ExecutionStartTime"]).total_seconds() > 12.5 * 3600
+    assert execution["Outputs"]["approveMaintenance.ApprovalStatus"] == ["Approved"]
+    [image_id] = execution["Outputs"]["backup.ImageId"]
+    assert rt.client("ec2").describe_images(ImageIds=[image_id])["Images"][0]["State"] == "available"
+    assert instance_state(rt, instance_id) == "running"
+    assert "restartInstance" not in [s["StepName"] for s in execution["StepExecutions"]]
+
+
+def test_cancelling_the_maintenance_runs_its_cleanup_and_restarts_the_instance(rt: Runtime) -> None:
+    with time_scale(rt.server, 1.0):
+        ssm, execution_id, instance_id = start_maintenance(rt)
+        wait_for_step(rt, execution_id, "approveMaintenance", "Waiting")
+        ssm.stop_automation_execution(AutomationExecutionId=execution_id, Type="Cancel")
+        execution = finish(rt.server, ssm, execution_id)
+
+    assert execution["AutomationExecutionStatus"] == "Cancelled"
+    steps = {s["StepName"]: s["StepStatus"] for s in execution["StepExecutions"]}
+    assert steps["approveMaintenance"] == "Cancelled"
+    assert steps["restartInstance"] == "Success"
+    assert instance_state(rt, instance_id) == "running"
