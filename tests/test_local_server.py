@@ -194,3 +194,17 @@ def test_console_reports_a_busy_port(local_server: LocalAutomationServer) -> Non
     assert done.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_aws_conn_env_gives_airflow_an_aws_default_connection_to_the_runtime(
+    aws_conn_env: Callable[..., dict[str, Any]], new_user: Callable[..., dict[str, str]]
+) -> None:
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    def caller_arn() -> str:
+        hook = AwsBaseHook(aws_conn_id="aws_default", client_type="sts")
+        return str(hook.conn.get_caller_identity()["Arn"])
+
+    assert caller_arn().endswith(":user/local-admin")
+    aws_conn_env(new_user([], prefix="airflow-operator"))
+    assert ":user/airflow-operator-" in caller_arn()
