@@ -257,7 +257,8 @@ def operator_policy(
     documents = [scope.arn("ssm", f"document/{name}") for name in names]
     return _policy(
         [
-            _statement("StartApprovedRunbooks", ["ssm:StartAutomationExecution"], definitions + documents),
+            # Definitions only: an Allow on document/NAME would also allow starting any version of it.
+            _statement("StartApprovedRunbooks", ["ssm:StartAutomationExecution"], definitions),
             _statement("ReadApprovedRunbooks", ["ssm:DescribeDocument", "ssm:GetDocument"], documents),
             _statement(
                 "WatchAndControlExecutions",

@@ -79,10 +79,9 @@ def test_service_role_policy_is_scoped_by_the_runbook():
 def test_operator_policy_starts_exactly_the_runbooks_and_passes_only_the_role():
     policy = policies_for([LAUNCH], role="Runner", pinned_versions={"LaunchTaggedInstance": "3"})
     by_sid = {s["Sid"]: s for s in statements(policy["operator_policy"])}
-    assert by_sid["StartApprovedRunbooks"]["Resource"] == [
-        f"arn:aws:ssm:{REGION}:{ACCOUNT}:automation-definition/LaunchTaggedInstance:3",
-        f"arn:aws:ssm:{REGION}:{ACCOUNT}:document/LaunchTaggedInstance",
-    ]
+    assert by_sid["StartApprovedRunbooks"]["Resource"] == (
+        f"arn:aws:ssm:{REGION}:{ACCOUNT}:automation-definition/LaunchTaggedInstance:3"
+    )
     assert (
         by_sid["WatchAndControlExecutions"]["Resource"]
         == f"arn:aws:ssm:{REGION}:{ACCOUNT}:automation-execution/*"
@@ -206,3 +205,34 @@ def test_any_statement_removed_breaks_the_launch_story(local_server, key, index)
     outcome = launch_story(local_server, key, index)
     assert outcome != "Success", f"{key} statement {index} is not needed"
     assert any(clue in outcome for clue in _clues(removed)), outcome
+
+
+@pytest.mark.slow
+def test_a_pinned_operator_can_start_only_the_pinned_version(local_server, tmp_path):
+    role, document = unique("LaunchRole"), unique("Pinned")
+    policies = policies_for(
+        [LAUNCH], role=role, names={str(LAUNCH): document}, pinned_versions={document: "1"}
+    )
+    admin_ssm = client_for(local_server, "ssm")
+    publish_document(admin_ssm, LAUNCH, document)
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(LAUNCH.read_text().replace("Apply the corporate tags.", "Tag it."))
+    assert publish_document(admin_ssm, changed, document).version == "2"  # now the default version
+    ssm = client_for(local_server, "ssm", _user(local_server, policies["operator_policy"]))
+    parameters = {
+        "AutomationAssumeRole": [f"arn:aws:iam::{ACCOUNT}:role/{role}"],
+        "Owner": ["jane"],
+        "CostCenter": ["CC-1001"],
+    }
+    for version in ("2", "$DEFAULT", "$LATEST"):
+        with pytest.raises(ClientError) as refused:
+            ssm.start_automation_execution(
+                DocumentName=document, DocumentVersion=version, Parameters=parameters
+            )
+        assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+        assert f"automation-definition/{document}:2" in refused.value.response["Error"]["Message"]
+    # Version 1 is allowed (the role does not exist, so the execution itself fails later: not the point here).
+    started = ssm.start_automation_execution(
+        DocumentName=document, DocumentVersion="1", Parameters=parameters
+    )
+    assert started["AutomationExecutionId"]
