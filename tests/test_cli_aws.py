@@ -151,3 +151,13 @@ def test_preflight_command_prints_a_table_and_fails_on_denial(stubs, monkeypatch
 def test_preflight_refuses_a_role_that_is_not_a_role_arn():
     with pytest.raises(ValueError, match="is not an IAM role ARN"):
         preflight(ssm=None, iam=None, sts=None, document_name="Launch", role_arn="arn:aws:iam::1:user/x")
+
+
+def testdefinition_arn_of_a_shared_document():
+    from airflow_ssm_delegate.documents.preflight import definition_arn
+    from airflow_ssm_delegate.iam import Scope
+
+    shared = "arn:aws:ssm:us-east-1:111122223333:document/Launch"
+    assert definition_arn(Scope("123456789012", "us-east-1"), shared, "2") == (
+        "arn:aws:ssm:us-east-1:111122223333:automation-definition/Launch:2"
+    )

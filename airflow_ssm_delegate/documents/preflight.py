@@ -86,11 +86,18 @@ def preflight(
         for resource in grant.resources
     ]
     caller = caller_principal(sts)
-    definition = scope.arn("ssm", f"automation-definition/{document_name}:{document['DocumentVersion']}")
+    definition = definition_arn(scope, document_name, str(document["DocumentVersion"]))
     pass_context = _context({"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}})
     checks.append(_simulate(iam, caller, "ssm:StartAutomationExecution", definition, []))
     checks.append(_simulate(iam, caller, "iam:PassRole", role_arn, pass_context))
     return list(dict.fromkeys(checks))  # grants of several steps may repeat a check
+
+
+def definition_arn(scope: Scope, document: str, version: str) -> str:
+    """What StartAutomationExecution is authorised against, for a name or a (shared) document ARN."""
+    if document.startswith("arn:"):
+        return f"{document.replace(':document/', ':automation-definition/', 1)}:{version}"
+    return scope.arn("ssm", f"automation-definition/{document}:{version}")
 
 
 def format_table(checks: list[Check]) -> str:
