@@ -1,0 +1,438 @@
+"""``make demo``: the delegated-administration story, offline, through real Airflow.
+
+1. Starts the local Automation runtime in this process (its server keeps running in a thread while the
+   Airflow subprocesses call it) on a fast simulated clock.
+2. Provisions the story (:mod:`airflow_ssm_delegate.local.story`): operator denied ``ec2:*``, service
+   role, runbooks published by the author, delegation policy pinning them.
+3. Shows the operator's direct ``RunInstances`` refused.
+4. Runs ``launch_tagged_instance`` with ``airflow dags test`` (project-local AIRFLOW_HOME, SQLite).
+5. Runs ``long_running_maintenance`` (over 12 simulated hours) the same way, with a progress line; the demo
+   answers the runbook's approval step as the approver (``dags test`` runs one task at a time, so the
+   DAG's own ``approve`` task could not run while ``maintain`` waits).
+6. Prints a short report and exits non-zero if anything did not go as the story says.
+
+``--airflow`` (``make airflow``) instead runs api-server (http://localhost:8080, every visitor is admin —
+local use only), scheduler, dag-processor and triggerer against the runtime until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from botocore.exceptions import ClientError
+
+from airflow_ssm_delegate.examples import pool_set_command
+from airflow_ssm_delegate.local.server import LocalAutomationServer
+from airflow_ssm_delegate.local.story import Story, StoryError, provision_on_server
+from airflow_ssm_delegate.status import SUCCESS_STATUSES
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from airflow_ssm_delegate.local.clock import SimulatedClock
+
+REPO_DAGS = Path(__file__).resolve().parents[2] / "dags"
+LAUNCH_DAG = "launch_tagged_instance"
+MAINTENANCE_DAG = "long_running_maintenance"
+# The DAG's first weekly interval (a fixed date, so a repeated demo is the same run).
+MAINTENANCE_LOGICAL_DATE = "2026-11-07T02:00:00+00:00"
+LAUNCH_CONF = {"instance_type": "t3.small", "cost_center": "CC-2002", "owner": "demo@example.com"}
+APPROVAL_STEP_ACTION = "aws:approve"
+# The launch runs at real speed (its steps' timeouts are minutes of simulated time, and each HTTP call
+# costs simulated time too); the maintenance at an hour per second: its 13 hours in about 13 s.
+LAUNCH_TIME_SCALE = 1.0
+DEFAULT_TIME_SCALE = 3600.0
+# With --airflow both runbooks share one clock: a minute per second keeps the launch's timeouts safe and
+# runs the maintenance in about 13 minutes.
+AIRFLOW_UI_TIME_SCALE = 60.0
+MONITOR_INTERVAL_S = 0.5
+
+
+class DemoFailure(RuntimeError):
+    """A step of the story did not go as it should; the message says which and why."""
+
+
+@dataclass
+class Report:
+    """What the demo saw, printed at the end."""
+
+    lines: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+        print(line, flush=True)
+
+    def check(self, ok: bool, line: str) -> None:
+        """Record ``line`` as a result, and as a failure unless ``ok``."""
+        self.add(("  ok    " if ok else "  FAIL  ") + line)
+        if not ok:
+            self.failures.append(line)
+
+
+class Airflow:
+    """Runs the ``airflow`` CLI in subprocesses on a project-local AIRFLOW_HOME and SQLite."""
+
+    def __init__(self, home: Path, story: Story, dags_folder: Path, log_dir: Path) -> None:
+        self.home = home
+        self.log_dir = log_dir
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_"))},
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            # Nothing reaches real AWS: the only credentials are the operator's, in the connection.
+            "AWS_DEFAULT_REGION": story.admin.region,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            **story.airflow_env,
+        }
+        self.executable = str(Path(sys.executable).with_name("airflow"))
+
+    def command(self, *args: str) -> list[str]:
+        return [self.executable, *args]
+
+    def run(self, *args: str, log_name: str) -> subprocess.CompletedProcess[str]:
+        """Run ``airflow ARGS`` to completion; raise :class:`DemoFailure` with the log's tail if it fails."""
+        process = self.start(*args, log_name=log_name)
+        process.wait()
+        return self._finished(process, args, log_name)
+
+    def start(self, *args: str, log_name: str) -> subprocess.Popen[str]:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with (self.log_dir / log_name).open("w") as log:  # the child keeps its own copy of the handle
+            return subprocess.Popen(
+                self.command(*args), env=self.env, stdout=log, stderr=subprocess.STDOUT, text=True
+            )
+
+    def _finished(
+        self, process: subprocess.Popen[str], args: Sequence[str], log_name: str
+    ) -> subprocess.CompletedProcess[str]:
+        log_text = (self.log_dir / log_name).read_text()
+        if process.returncode != 0:
+            tail = "\n".join(log_text.splitlines()[-25:])
+            log_file = self.log_dir / log_name
+            raise DemoFailure(
+                f"`airflow {' '.join(args)}` exited {process.returncode}; log {log_file}:\n{tail}"
+            )
+        return subprocess.CompletedProcess(list(args), process.returncode, log_text, "")
+
+    def prepare(self) -> None:
+        """Migrate the SQLite metadata DB and create the example pool."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.run("db", "migrate", log_name="db-migrate.log")
+        self.run(*pool_set_command()[1:], log_name="pools.log")
+
+
+def _executions(story: Story, document_name: str) -> list[dict[str, Any]]:
+    """Executions of ``document_name`` as the administrator sees them, newest first."""
+    ssm = story.client("ssm")
+    found = ssm.describe_automation_executions(
+        Filters=[{"Key": "DocumentNamePrefix", "Values": [document_name]}]
+    )["AutomationExecutionMetadataList"]
+    return sorted(found, key=lambda e: e.get("ExecutionStartTime") or datetime.min, reverse=True)
+
+
+def _show_direct_launch_refused(story: Story, report: Report) -> None:
+    ec2 = story.client("ec2", story.operator)
+    try:
+        reservation = ec2.run_instances(ImageId="ami-04681a1dbd79675a5", MinCount=1, MaxCount=1)
+    except ClientError as error:
+        code = error.response["Error"]["Code"]
+        report.check(True, f"operator's own ec2:RunInstances refused ({code}) — no EC2 rights of its own")
+        return
+    instance = reservation["Instances"][0]["InstanceId"]
+    report.check(False, f"operator's own ec2:RunInstances was ALLOWED (launched {instance})")
+
+
+class Progress(NamedTuple):
+    """A progress line; ``stage`` (the line without the clock) changes only when a step or status does."""
+
+    stage: str
+    text: str
+
+
+def _progress(execution: Mapping[str, Any], total_steps: int, now: datetime) -> Progress:
+    """A bar of finished steps, the current step, the status, simulated hours so far."""
+    steps = execution.get("StepExecutions", [])
+    done = sum(
+        1 for step in steps if step.get("StepStatus") in {"Success", "Failed", "Cancelled", "TimedOut"}
+    )
+    width = 24
+    filled = int(width * done / max(total_steps, 1))
+    current = execution.get("CurrentStepName") or "-"
+    elapsed = ""
+    started = execution.get("ExecutionStartTime")
+    if started is not None:
+        hours = max(((execution.get("ExecutionEndTime") or now) - started).total_seconds(), 0) / 3600
+        elapsed = f" — {hours:5.1f} simulated h"
+    status = execution["AutomationExecutionStatus"]
+    stage = f"  [{'#' * filled}{'.' * (width - filled)}] {done}/{total_steps} {current:<18} {status:<10}"
+    return Progress(stage, stage + elapsed)
+
+
+def _run_with_monitor(
+    airflow: Airflow,
+    args: Sequence[str],
+    log_name: str,
+    on_tick: Callable[[], Progress],
+) -> None:
+    """Run ``airflow ARGS`` while ``on_tick`` reports progress: one line redrawn on a terminal, else a
+    line per change of step or status."""
+    process = airflow.start(*args, log_name=log_name)
+    interactive = sys.stdout.isatty()
+    last = Progress("", "")
+    try:
+        while process.poll() is None:
+            progress = on_tick()
+            if interactive and progress.text != last.text:
+                print(f"\r{progress.text}", end="", flush=True)
+            elif not interactive and progress.stage != last.stage:
+                print(progress.text, flush=True)
+            last = progress
+            time.sleep(MONITOR_INTERVAL_S)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
+        if interactive and last.text:
+            print(flush=True)
+    airflow._finished(process, args, log_name)
+
+
+class MaintenanceWatcher:
+    """Follows the maintenance execution: a progress line, and the approval when the runbook asks."""
+
+    def __init__(self, story: Story, total_steps: int, clock: SimulatedClock) -> None:
+        self.story = story
+        self.clock = clock
+        self.total_steps = total_steps
+        self.execution_id: str | None = None
+        self.approved_at: str | None = None
+
+    def tick(self) -> Progress:
+        if self.execution_id is None:
+            found = _executions(self.story, "LongRunningMaintenance")
+            if not found:
+                waiting = "  waiting for Airflow to start the maintenance runbook..."
+                return Progress(waiting, waiting)
+            self.execution_id = found[0]["AutomationExecutionId"]
+        ssm = self.story.client("ssm")
+        execution = ssm.get_automation_execution(AutomationExecutionId=self.execution_id)[
+            "AutomationExecution"
+        ]
+        if (
+            self.approved_at is None
+            and execution.get("CurrentAction") == APPROVAL_STEP_ACTION
+            and execution["AutomationExecutionStatus"] == "Waiting"
+        ):
+            self._approve(execution)
+        return _progress(execution, self.total_steps, self.clock.now())
+
+    def _approve(self, execution: Mapping[str, Any]) -> None:
+        approver = self.story.client("ssm", self.story.operator)
+        approver.send_automation_signal(
+            AutomationExecutionId=execution["AutomationExecutionId"],
+            SignalType="Approve",
+            Payload={"Comment": ["Approved by the demo's approver (the operator identity)"]},
+        )
+        self.approved_at = execution.get("CurrentStepName") or APPROVAL_STEP_ACTION
+
+
+def _describe_launch(story: Story, report: Report) -> None:
+    found = _executions(story, "LaunchTaggedInstance")
+    report.check(len(found) == 1, f"exactly one LaunchTaggedInstance execution (found {len(found)})")
+    if not found:
+        return
+    execution = story.client("ssm").get_automation_execution(
+        AutomationExecutionId=found[0]["AutomationExecutionId"]
+    )["AutomationExecution"]
+    status = execution["AutomationExecutionStatus"]
+    role = execution.get("Parameters", {}).get("AutomationAssumeRole", ["(none)"])[0]
+    report.check(
+        status in SUCCESS_STATUSES,
+        f"execution {execution['AutomationExecutionId']} {status}; started by "
+        f"{execution.get('ExecutedBy', '?')} under role {role}",
+    )
+    instance_ids = execution.get("Outputs", {}).get("launch.InstanceIds", [])
+    report.check(bool(instance_ids), f"instance ids from the runbook's outputs: {instance_ids}")
+    if not instance_ids:
+        return
+    ec2 = story.client("ec2")
+    instance = ec2.describe_instances(InstanceIds=instance_ids)["Reservations"][0]["Instances"][0]
+    tags = {tag["Key"]: tag["Value"] for tag in instance.get("Tags", [])}
+    state = instance["State"]["Name"]
+    report.check(state == "running", f"instance {instance['InstanceId']} is {state}")
+    expected = {"Owner": LAUNCH_CONF["owner"], "CostCenter": LAUNCH_CONF["cost_center"]}
+    has_tags = (
+        all(tags.get(k) == v for k, v in expected.items())
+        and tags.get("LaunchedBy") == execution["AutomationExecutionId"]
+    )
+    report.check(has_tags, "tags " + ", ".join(f"{k}={v}" for k, v in sorted(tags.items())))
+
+
+def _describe_maintenance(story: Story, watcher: MaintenanceWatcher, report: Report) -> None:
+    if watcher.execution_id is None:
+        report.check(False, "the maintenance runbook never started")
+        return
+    execution = story.client("ssm").get_automation_execution(AutomationExecutionId=watcher.execution_id)[
+        "AutomationExecution"
+    ]
+    status = execution["AutomationExecutionStatus"]
+    start, end = execution.get("ExecutionStartTime"), execution.get("ExecutionEndTime")
+    hours = (end - start).total_seconds() / 3600 if start and end else 0.0
+    report.check(
+        status in SUCCESS_STATUSES,
+        f"execution {watcher.execution_id} {status} after {hours:.1f} simulated hours (> 12 h: service role)",
+    )
+    report.check(watcher.approved_at is not None, f"approval answered at step {watcher.approved_at}")
+    steps = ", ".join(f"{s['StepName']}={s['StepStatus']}" for s in execution.get("StepExecutions", []))
+    report.add(f"        steps: {steps}")
+
+
+def run_story(args: argparse.Namespace, server: LocalAutomationServer) -> Report:
+    report = Report()
+    workdir: Path = args.workdir.resolve()
+    story = provision_on_server(server, workdir / "story")
+    report.add("Delegated administration on the local runtime " + server.endpoint_url)
+    report.add(f"  administrator  provisioned the story; delegation policy {story.files.policy_file}")
+    report.add(f"  author         {story.author.arn} published:")
+    for runbook in story.runbooks.values():
+        report.add(f"                   {runbook.name} v{runbook.version} sha256 {runbook.sha256[:16]}…")
+    report.add(f"  operator       {story.operator.arn} (Airflow's aws_default; denied ec2:*)")
+    report.add(f"  service role   {story.service_role_arn} (trusted by ssm.amazonaws.com only)")
+    _show_direct_launch_refused(story, report)
+
+    airflow = Airflow(workdir / "airflow", story, args.dags_folder, workdir / "logs")
+    report.add(f"Preparing Airflow in {airflow.home} (SQLite, logs in {airflow.log_dir})")
+    airflow.prepare()
+
+    report.add(f"Airflow: `airflow dags test {LAUNCH_DAG}` with {json.dumps(LAUNCH_CONF)}")
+    airflow.run("dags", "test", LAUNCH_DAG, "-c", json.dumps(LAUNCH_CONF), log_name=f"{LAUNCH_DAG}.log")
+    _describe_launch(story, report)
+
+    if server.clock is None:
+        raise DemoFailure("the local runtime stopped before the maintenance")
+    server.clock.time_scale = args.time_scale
+    report.add(
+        f"Airflow: `airflow dags test {MAINTENANCE_DAG} {MAINTENANCE_LOGICAL_DATE}` "
+        f"(simulated clock: {args.time_scale:g} s per second)"
+    )
+    from airflow_ssm_delegate.documents.bundled import runbook_path
+    from airflow_ssm_delegate.documents.model import load_runbook
+
+    total_steps = len(load_runbook(runbook_path("LongRunningMaintenance")).steps) - 1  # cleanup step unused
+    watcher = MaintenanceWatcher(story, total_steps, server.clock)
+    _run_with_monitor(
+        airflow,
+        [
+            "dags",
+            "test",
+            MAINTENANCE_DAG,
+            MAINTENANCE_LOGICAL_DATE,
+            "-c",
+            json.dumps({"auto_approve": False}),
+        ],
+        f"{MAINTENANCE_DAG}.log",
+        watcher.tick,
+    )
+    _describe_maintenance(story, watcher, report)
+    return report
+
+
+def run_airflow_ui(args: argparse.Namespace, server: LocalAutomationServer) -> int:
+    """Airflow's four services against the runtime until Ctrl-C (``make airflow``)."""
+    workdir: Path = args.workdir.resolve()
+    story = provision_on_server(server, workdir / "story")
+    airflow = Airflow(workdir / "airflow", story, args.dags_folder, workdir / "logs")
+    airflow.prepare()
+    commands = {
+        "api-server": ["api-server", "--port", str(args.port)],
+        "scheduler": ["scheduler"],
+        "dag-processor": ["dag-processor"],
+        "triggerer": ["triggerer"],
+    }
+    processes = {name: airflow.start(*argv, log_name=f"{name}.log") for name, argv in commands.items()}
+    print(f"Airflow UI: http://localhost:{args.port} (logs in {airflow.log_dir}); Ctrl-C stops everything")
+    print(f"Local runtime: {server.endpoint_url}; operator {story.operator.arn}")
+    try:
+        while all(p.poll() is None for p in processes.values()):
+            time.sleep(1)
+        died = [name for name, p in processes.items() if p.poll() is not None]
+        print(f"error: {', '.join(died)} exited; see the logs in {airflow.log_dir}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nStopping Airflow...")
+        return 0
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_ssm_delegate.local.demo", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--airflow", action="store_true", help="run Airflow's UI and services until Ctrl-C")
+    parser.add_argument("--workdir", type=Path, default=Path(".demo"), help="AIRFLOW_HOME, story files, logs")
+    parser.add_argument("--dags-folder", type=Path, default=REPO_DAGS)
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=None,
+        help=f"simulated seconds per second for the maintenance (default {DEFAULT_TIME_SCALE:g}; "
+        f"with --airflow, for everything: default {AIRFLOW_UI_TIME_SCALE:g})",
+    )
+    parser.add_argument("--port", type=int, default=8080, help="api-server port with --airflow")
+    parser.add_argument("--fresh", action="store_true", help="delete the work directory first")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.dags_folder.is_dir():
+        print(f"error: DAGs folder {args.dags_folder} not found; pass --dags-folder", file=sys.stderr)
+        return 2
+    if args.fresh:
+        shutil.rmtree(args.workdir, ignore_errors=True)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request of the local runtime
+    if args.airflow:
+        with LocalAutomationServer(time_scale=args.time_scale or AIRFLOW_UI_TIME_SCALE) as server:
+            return run_airflow_ui(args, server)
+    args.time_scale = args.time_scale or DEFAULT_TIME_SCALE
+    with LocalAutomationServer(time_scale=LAUNCH_TIME_SCALE) as server:
+        try:
+            report = run_story(args, server)
+        except (DemoFailure, StoryError) as error:
+            print(f"\nDEMO FAILED: {error}", file=sys.stderr)
+            return 1
+    if report.failures:
+        print(f"\nDEMO FAILED: {len(report.failures)} check(s) failed", file=sys.stderr)
+        return 1
+    print("\nDemo finished: Success")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
