@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_ssm_delegate.local.actions import REGISTRY
+from airflow_ssm_delegate.local.actions.base import Done, StepFailure
 from airflow_ssm_delegate.local.actions.flow import sleep_end
 from airflow_ssm_delegate.local.errors import AutomationApiError
 from tests.local_engine_support import (
@@ -223,12 +225,6 @@ def test_on_failure_abort_continue_and_goto(h: Harness) -> None:
     )
     assert [s["StepName"] for s in jumped["StepExecutions"]] == ["Check", "Cleanup"]
     assert jumped["AutomationExecutionStatus"] == "Failed"
-
-
-def test_max_attempts_retries_a_failing_step(h: Harness) -> None:
-    execution = h.finish(h.run(runbook(failing("Check", maxAttempts=3))))
-    assert execution["AutomationExecutionStatus"] == "Failed"
-    assert h.engine.steps_started >= 3
 
 
 def test_step_timeout_times_out_step_and_execution(h: Harness) -> None:
@@ -538,3 +534,92 @@ def test_sleep_end_is_computable_from_the_step_record(h: Harness) -> None:
     )
     assert nap["ExecutionEndTime"] >= planned.timestamp()
     assert planned.timestamp() - nap["ExecutionStartTime"] == pytest.approx(1800)
+
+
+class BlockingAction:
+    """A test action whose call blocks until released, so a stop or signal arrives while it runs."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.calls = 0
+
+    def __call__(self, ctx: Any) -> Any:
+        self.calls += 1
+        self.entered.set()
+        assert self.release.wait(20), "the test never released the action"
+        return Done({"Calls": self.calls})
+
+
+@pytest.fixture
+def blocking(monkeypatch: pytest.MonkeyPatch) -> BlockingAction:
+    action = BlockingAction()
+    monkeypatch.setitem(REGISTRY, "test:block", action)
+    return action
+
+
+def test_cancel_while_a_call_runs_takes_effect_when_it_returns(h: Harness, blocking: BlockingAction) -> None:
+    execution_id = h.run(
+        runbook(step("Busy", "test:block", onCancel="step:Cleanup"), sleep("Next"), sleep("Cleanup"))
+    )
+    assert blocking.entered.wait(20)
+    h.engine.stop(execution_id)
+    assert h.engine.get(execution_id)["AutomationExecutionStatus"] == "Cancelling"
+    with pytest.raises(AutomationApiError) as busy:
+        h.engine.signal(execution_id, "Resume", {})
+    assert busy.value.code == "InvalidAutomationSignalException"
+    blocking.release.set()
+    done = h.finish(execution_id)
+    assert done["AutomationExecutionStatus"] == "Cancelled"
+    assert [(s["StepName"], s["StepStatus"]) for s in done["StepExecutions"]] == [
+        ("Busy", "Cancelled"),
+        ("Cleanup", "Success"),
+    ]
+
+
+def test_stop_step_while_a_call_runs(h: Harness, blocking: BlockingAction) -> None:
+    execution_id = h.run(runbook(step("Busy", "test:block")))
+    assert blocking.entered.wait(20)
+    step_id = h.engine.get(execution_id)["StepExecutions"][0]["StepExecutionId"]
+    h.engine.signal(execution_id, "StopStep", {"StepExecutionId": [step_id]})
+    blocking.release.set()
+    done = h.finish(execution_id)
+    assert done["StepExecutions"][0]["StepStatus"] == "Cancelled"
+    assert done["AutomationExecutionStatus"] == "Failed"  # onFailure Abort
+
+
+def test_max_attempts_calls_the_action_again(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    attempts: list[int] = []
+
+    def flaky(ctx: Any) -> Any:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise StepFailure("not yet", "Action")
+        return Done()
+
+    monkeypatch.setitem(REGISTRY, "test:flaky", flaky)
+    assert (
+        h.finish(h.run(runbook(step("Flaky", "test:flaky", maxAttempts=3))))["AutomationExecutionStatus"]
+        == "Success"
+    )
+    assert len(attempts) == 3
+    attempts.clear()
+    failed = h.finish(h.run(runbook(step("Flaky", "test:flaky", maxAttempts=2))))
+    assert failed["AutomationExecutionStatus"] == "Failed" and len(attempts) == 2
+
+
+def test_a_crashing_or_misbehaving_action_never_leaves_an_execution_running(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(ctx: Any) -> Any:
+        raise KeyError("boom")
+
+    monkeypatch.setitem(REGISTRY, "test:crash", crash)
+    monkeypatch.setitem(REGISTRY, "test:garbage", lambda ctx: "not an outcome")
+    crashed = h.finish(h.run(runbook(step("Crash", "test:crash"))))
+    assert crashed["AutomationExecutionStatus"] == "Failed"
+    assert "KeyError" in crashed["StepExecutions"][0]["FailureMessage"]
+    garbage = h.finish(h.run(runbook(step("Garbage", "test:garbage"))))
+    assert garbage["AutomationExecutionStatus"] == "Failed"
+    assert "Internal error" in garbage["FailureMessage"]
+    assert garbage["StepExecutions"][0]["StepStatus"] == "Failed"
