@@ -67,6 +67,14 @@ def _bare(spec: ParameterSpec) -> ParameterSpec:
     )
 
 
+def _declaration(value: Any, data: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The declaration of the parameter ``value`` is exactly a reference to (``"{{ P }}"``), if declared."""
+    match = REFERENCE.fullmatch(value.strip()) if isinstance(value, str) else None
+    parameters = data.get("parameters")
+    declaration = parameters.get(match.group(1)) if match and isinstance(parameters, Mapping) else None
+    return declaration if isinstance(declaration, Mapping) else None
+
+
 def role_problems(data: Mapping[str, Any]) -> Iterator[Problem]:
     role = data.get("assumeRole")
     if role is None:
@@ -77,10 +85,8 @@ def role_problems(data: Mapping[str, Any]) -> Iterator[Problem]:
             "assumeRole: '{{ AutomationAssumeRole }}' and that String parameter",
         )
         return
-    match = REFERENCE.fullmatch(role.strip()) if isinstance(role, str) else None
-    parameters = data.get("parameters")
-    declaration = parameters.get(match.group(1)) if match and isinstance(parameters, Mapping) else None
-    if not isinstance(declaration, Mapping) or declaration.get("type") != "String":
+    declaration = _declaration(role, data)
+    if declaration is None or declaration.get("type") != "String":
         yield Problem(
             "SSM015",
             ("assumeRole",),
@@ -91,11 +97,9 @@ def role_problems(data: Mapping[str, Any]) -> Iterator[Problem]:
 
 def _duration(value: Any, data: Mapping[str, Any]) -> dt.timedelta | None:
     """A literal or parameter-default ISO-8601 duration; None when unknown or invalid."""
-    match = REFERENCE.fullmatch(value.strip()) if isinstance(value, str) else None
-    if match:
-        parameters = data.get("parameters")
-        declaration = parameters.get(match.group(1)) if isinstance(parameters, Mapping) else None
-        value = declaration.get("default") if isinstance(declaration, Mapping) else None
+    if is_reference(value):
+        declaration = _declaration(value, data)
+        value = declaration.get("default") if declaration is not None else None
     if not isinstance(value, str):
         return None
     try:
@@ -129,10 +133,8 @@ def sleep_problems(data: Mapping[str, Any], steps: list[LintStep]) -> Iterator[P
 
 def _duration_is_runtime_only(value: str, data: Mapping[str, Any]) -> bool:
     """A reference to a parameter without a default: its length is only known at start."""
-    match = REFERENCE.fullmatch(value.strip())
-    parameters = data.get("parameters")
-    declaration = parameters.get(match.group(1)) if match and isinstance(parameters, Mapping) else None
-    return not isinstance(declaration, Mapping) or "default" not in declaration
+    declaration = _declaration(value, data)
+    return declaration is None or "default" not in declaration
 
 
 def _step_bound(step: LintStep, data: Mapping[str, Any]) -> dt.timedelta:
@@ -151,8 +153,20 @@ def _step_bound(step: LintStep, data: Mapping[str, Any]) -> dt.timedelta:
     return DEFAULT_WAITS.get(step.action, dt.timedelta(0)) * attempts
 
 
+def _role_optional_because(data: Mapping[str, Any]) -> str | None:
+    """Why the runbook may run without a service role (None: it always has one)."""
+    role = data.get("assumeRole")
+    if not role:
+        return "without assumeRole the runbook runs"
+    declaration = _declaration(role, data)
+    if declaration is not None and declaration.get("default") == "":
+        return f"assumeRole {role} defaults to '', so started without a role the runbook runs"
+    return None
+
+
 def session_problems(data: Mapping[str, Any], steps: list[LintStep]) -> Iterator[Problem]:
-    if data.get("assumeRole"):
+    because = _role_optional_because(data)
+    if because is None:
         return
     total = dt.timedelta(0)
     for step in steps:
@@ -162,8 +176,7 @@ def session_problems(data: Mapping[str, Any], steps: list[LintStep]) -> Iterator
             yield Problem(
                 "SSM016",
                 (*step.path, "name"),
-                f"without assumeRole the runbook runs on the caller's "
-                f"session, which expires 12 hours after the start; by step {step.name} its sleeps and "
-                "timeouts can exceed that — add a service role (assumeRole)",
+                f"{because} on the caller's session, which expires 12 hours after the start; by step "
+                f"{step.name} its sleeps and timeouts can exceed that — require a service role",
             )
             return
