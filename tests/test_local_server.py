@@ -81,7 +81,6 @@ STOP_AND_RESTART = textwrap.dedent(
     """
     import json, socket, boto3
     from airflow_ssm_delegate.local.server import LocalAutomationServer
-from tests.fixtures.local_runtime import client_for
 
     def iam(server):
         return boto3.client("iam", endpoint_url=server.endpoint_url, region_name=server.region,
