@@ -211,3 +211,10 @@ def test_missing_sentinel_marks_required(runbook):
 def test_pattern_uses_search_semantics_so_anchors_matter():
     assert matches_pattern("ami-", "xx-ami-1")
     assert not matches_pattern("^ami-", "xx-ami-1")
+
+
+def test_error_messages_quote_long_values_bounded(runbook):
+    with pytest.raises(ParameterValidationError) as caught:
+        to_api_parameters(runbook, {"AutomationAssumeRole": "x" * 5000, "Count": ["9" * 5000, "1"]})
+    assert all(len(problem) < 300 for problem in caught.value.problems), caught.value.problems
+    assert any("'xxxxxxxx" in problem and "...'" in problem for problem in caught.value.problems)

@@ -84,6 +84,16 @@ def matches_pattern(pattern: str, value: str) -> bool:
     return compile_pattern(pattern).search(value) is not None
 
 
+def _shown(value: Any) -> str:
+    """A value as an error message quotes it: its type and a bounded repr."""
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def _quoted(text: str) -> str:
+    return repr(text) if len(text) <= 60 else repr(text[:57] + "...")
+
+
 def _single(value: Any) -> Any:
     """Scalar types also accept the API's one-item list form (``["t3.micro"]``)."""
     if isinstance(value, (list, tuple)):
@@ -96,16 +106,16 @@ def _single(value: Any) -> Any:
 def _string(value: Any) -> list[str]:
     value = _single(value)
     if not isinstance(value, str):
-        raise _BadValue(f"expected a string, got {type(value).__name__} {value!r}")
+        raise _BadValue(f"expected a string, got {_shown(value)}")
     return [value]
 
 
 def _string_list(value: Any) -> list[str]:
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise _BadValue(f"expected a list of strings, got {type(value).__name__} {value!r}")
+        raise _BadValue(f"expected a list of strings, got {_shown(value)}")
     bad = [item for item in value if not isinstance(item, str)]
     if bad:
-        raise _BadValue(f"expected a list of strings, found non-string item {bad[0]!r}")
+        raise _BadValue(f"expected a list of strings, found non-string item {_shown(bad[0])}")
     return list(value)
 
 
@@ -119,7 +129,7 @@ def _integer(value: Any) -> list[str]:
         return [str(int(value))]
     if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
         return [str(int(value))]
-    raise _BadValue(f"expected an integer, got {type(value).__name__} {value!r}")
+    raise _BadValue(f"expected an integer, got {_shown(value)}")
 
 
 def _boolean(value: Any) -> list[str]:
@@ -128,7 +138,7 @@ def _boolean(value: Any) -> list[str]:
         return ["true" if value else "false"]
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return [value.strip().lower()]
-    raise _BadValue(f"expected a boolean (true/false), got {type(value).__name__} {value!r}")
+    raise _BadValue(f"expected a boolean (true/false), got {_shown(value)}")
 
 
 def _json_object(item: Any) -> str:
@@ -138,7 +148,7 @@ def _json_object(item: Any) -> str:
         except ValueError as exc:
             raise _BadValue(f"expected a JSON object, got unparsable string {item[:60]!r}") from exc
     if not isinstance(item, Mapping):
-        raise _BadValue(f"expected a JSON object (mapping), got {type(item).__name__} {item!r}")
+        raise _BadValue(f"expected a JSON object (mapping), got {_shown(item)}")
     return json.dumps(dict(item), separators=(",", ":"), sort_keys=True)
 
 
@@ -188,13 +198,13 @@ def _constraint_problems(spec: ParameterSpec, items: list[str]) -> list[str]:
         if len(item) > MAX_VALUE_CHARS:
             problems.append(f"a value of {len(item)} characters exceeds the API limit of {MAX_VALUE_CHARS}")
         if spec.min_chars is not None and len(item) < spec.min_chars:
-            problems.append(f"{item!r} is shorter than minChars {spec.min_chars}")
+            problems.append(f"{_quoted(item)} is shorter than minChars {spec.min_chars}")
         if spec.max_chars is not None and len(item) > spec.max_chars:
-            problems.append(f"{item[:40]!r} is longer than maxChars {spec.max_chars}")
+            problems.append(f"{_quoted(item)} is longer than maxChars {spec.max_chars}")
         if allowed is not None and item not in allowed:
-            problems.append(f"{item!r} is not one of the allowedValues {allowed}")
+            problems.append(f"{_quoted(item)} is not one of the allowedValues {allowed}")
         if spec.allowed_pattern is not None and not matches_pattern(spec.allowed_pattern, item):
-            problems.append(f"{item!r} does not match the allowedPattern {spec.allowed_pattern!r}")
+            problems.append(f"{_quoted(item)} does not match the allowedPattern {spec.allowed_pattern!r}")
     return problems
 
 
