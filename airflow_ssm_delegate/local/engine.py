@@ -64,6 +64,7 @@ DocumentLoader = Callable[[str, "str | None"], tuple[str, str, Runbook]]
 #: Without a service role the execution runs on the caller's session, which AWS expires after 12 hours.
 CALLER_SESSION_LIFETIME = timedelta(hours=12)
 MAX_TAGS = 5
+MIN_WALL_GAP = 0.02  # seconds between two polls of one step, whatever the clock's speed
 SIGNAL_TYPES = frozenset({"Approve", "Reject", "StartStep", "StopStep", "Resume", "Revoke"})
 STOP_TYPES = frozenset({"Cancel", "Complete"})
 #: Request keys of StartAutomationExecution this runtime does not implement (rate control, multi-account,
@@ -106,6 +107,10 @@ class _StepContext:
         return self._engine.clock.now()
 
     def later(self, sim_seconds: float, then: Continuation) -> WaitUntil:
+        """Call back after ``sim_seconds``, but never sooner than MIN_WALL_GAP real seconds: on a fast
+        clock (36000x) a 5-second poll would otherwise call the endpoint back to back."""
+        clock = self._engine.clock
+        sim_seconds = max(sim_seconds, MIN_WALL_GAP * clock.time_scale)
         return WaitUntil(self.now() + timedelta(seconds=sim_seconds), then)
 
     def client(self, service: str) -> Any:
