@@ -60,6 +60,14 @@ def mask_parameter_values(parameters: Mapping[str, Any], declared_secret: Collec
                 mask_secret(leaf)
 
 
+def mask_task_parameters(document_name: Any, parameters: Mapping[str, Any] | None) -> None:
+    """One call for operators, after rendering: mask secret-named and policy-declared secret values."""
+    from airflow_ssm_delegate.policy import DelegationPolicy
+
+    declared = DelegationPolicy.from_config().secret_parameters_for(str(document_name))
+    mask_parameter_values(parameters or {}, declared)
+
+
 def _leaves(value: Any) -> Iterator[str]:
     """Every scalar inside ``value`` as text (the masker's own dict walk only masks secret-named keys)."""
     if isinstance(value, Mapping):

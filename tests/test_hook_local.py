@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -9,14 +10,17 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_ssm_delegate.hooks.automation import ClientTokenConflict, SsmAutomationHook
+from airflow_ssm_delegate.links.automation import SsmAutomationExecutionLink
 from airflow_ssm_delegate.policy import PolicyViolation
 from airflow_ssm_delegate.status import WAITER_NAME
+from tests.fixtures.airflow_stack import write_dags
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
     from airflow_ssm_delegate.local.server import LocalAutomationServer
+    from tests.fixtures.airflow_stack import SqliteAirflow
 
 SSM_TRUST = {"Effect": "Allow", "Principal": {"Service": "ssm.amazonaws.com"}, "Action": "sts:AssumeRole"}
 OPERATOR_SSM = [
@@ -40,6 +44,9 @@ parameters:
   Note:
     type: String
     default: none
+  Pin:
+    type: String
+    default: ""
 outputs:
   - look.Reservations
 mainSteps:
@@ -74,14 +81,14 @@ class Story:
         self.policy_file = tmp_path / "policy.yaml"
         self.write_policy()
 
-    def write_policy(self, **pins: str) -> None:
+    def write_policy(self, **pins: Any) -> None:
         lines = [
             "documents:",
             f"  {self.name}:",
             f"    roles: ['{self.role.rsplit('/', 1)[0]}/hook-*']",
             f"    default_role: {self.role}",
             "    required_tags: {CostCenter: cc-42}",
-            *(f"    {key}: '{value}'" for key, value in pins.items()),
+            *(f"    {key}: {json.dumps(value)}" for key, value in pins.items()),
         ]
         self.policy_file.write_text("\n".join(lines) + "\n")
 
@@ -195,3 +202,70 @@ def test_a_reused_client_token_with_other_parameters_is_explained(story: Story) 
     with pytest.raises(ClientTokenConflict, match="was already used to start an execution with different"):
         hook.start_automation_execution(story.name, {"Note": "two"}, client_token=token)
     run_to_end(hook, first)
+
+
+DAG_ID = "hook_in_a_task"
+DAG = """\
+from airflow.sdk import DAG
+from airflow_ssm_delegate.links.automation import SsmAutomationExecutionLink
+from airflow_ssm_delegate.operators.automation import SsmStartAutomationExecutionOperator
+
+
+class LinkedStart(SsmStartAutomationExecutionOperator):
+    operator_extra_links = (SsmAutomationExecutionLink(),)
+
+
+with DAG("{dag_id}", schedule=None):
+    LinkedStart(
+        task_id="start",
+        document_name="{document}",
+        parameters={{"Note": "from a task", "Pin": "{pin}"}},
+        waiter_delay=1,
+        deferrable=False,
+    )
+"""
+
+
+@pytest.mark.slow
+def test_in_a_real_task_the_start_is_audit_tagged_masked_and_linked(
+    story: Story,
+    operator_connection: dict[str, Any],
+    local_server: LocalAutomationServer,
+    sqlite_airflow: Callable[..., SqliteAirflow],
+    tmp_path: Path,
+) -> None:
+    """``airflow dags test`` (SQLite): tags from the real task context, secret out of the log, link XCom."""
+    story.write_policy(version="1", secret_parameters=["Pin"])
+    pin = f"pin-{uuid.uuid4().hex}"
+    source = DAG.format(dag_id=DAG_ID, document=story.name, pin=pin)
+    airflow = sqlite_airflow(
+        dags_folder=write_dags(tmp_path / "dags", {"hook_dag.py": source}),
+        extra_env={
+            "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(operator_connection),
+            "AIRFLOW__SSM_DELEGATE__POLICY_FILE": str(story.policy_file),
+        },
+    )
+
+    result = airflow.airflow("dags", "test", DAG_ID, timeout=300)
+
+    ((run_id, state),) = airflow.sql("SELECT run_id, state FROM dag_run WHERE dag_id = ?", (DAG_ID,))
+    assert state == "success", result.stdout[-3000:]
+    execution_id = xcom(airflow, "return_value")["execution_id"]
+    assert local_server.engine is not None
+    assert {tag["Key"]: tag["Value"] for tag in local_server.engine.tags(execution_id)} == {
+        "airflow:dag_id": DAG_ID,
+        "airflow:run_id": run_id,
+        "airflow:task_id": "start",
+        "CostCenter": "cc-42",
+    }
+    link = SsmAutomationExecutionLink()
+    assert xcom(airflow, link.xcom_key) == link.format_url(local_server.region, "aws", execution_id)
+    output = result.stdout + result.stderr  # `dags test` runs the task in-process: its log is here
+    assert "'Pin': ['***']" in output  # the hook's own line, with the value hidden
+    assert pin not in output
+
+
+def xcom(airflow: SqliteAirflow, key: str) -> Any:
+    rows = airflow.sql("SELECT value FROM xcom WHERE dag_id = ? AND key = ?", (DAG_ID, key))
+    assert len(rows) == 1, f"expected one XCom {key}, found {rows}"
+    return json.loads(rows[0][0])

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 import pytest
 from airflow.providers.common.compat.sdk import redact
 
-from airflow_ssm_delegate.masking import is_secret_name, mask_parameter_values, mask_parameters
+from airflow_ssm_delegate.masking import (
+    is_secret_name,
+    mask_parameter_values,
+    mask_parameters,
+    mask_task_parameters,
+)
 from airflow_ssm_delegate.policy import DelegationPolicy
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @pytest.mark.parametrize(
@@ -54,3 +63,16 @@ def test_secret_parameters_for_a_runbook() -> None:
     assert policy.secret_parameters_for("R") == {"Pin"}
     assert policy.secret_parameters_for("Unlisted") == frozenset()
     assert DelegationPolicy().secret_parameters_for("R") == frozenset()
+
+
+def test_task_parameters_declared_secret_by_the_deployment_policy_are_masked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        "documents:\n  R:\n    roles: ['arn:aws:iam::123456789012:role/R']\n    secret_parameters: [Pin]\n"
+    )
+    monkeypatch.setenv("AIRFLOW__SSM_DELEGATE__POLICY_FILE", str(path))
+    pin, plain = f"pin-{uuid.uuid4().hex}", f"plain-{uuid.uuid4().hex}"
+    mask_task_parameters("R", {"Pin": pin, "Note": plain})
+    assert redact(f"{pin} {plain}") == f"*** {plain}"
