@@ -11,9 +11,8 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from botocore.exceptions import ClientError
 
-from tests.fixtures.local_runtime import unique
+from tests.fixtures.local_runtime import error_of, unique
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -48,12 +47,6 @@ def raw_call(server: LocalAutomationServer, operation: str, body: bytes) -> tupl
             return response.status, json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"{}")
-
-
-def error_of(call: Callable[[], Any]) -> dict[str, str]:
-    with pytest.raises(ClientError) as raised:
-        call()
-    return dict(raised.value.response["Error"])
 
 
 @pytest.fixture

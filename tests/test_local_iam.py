@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from botocore.exceptions import ClientError
 
+from airflow_ssm_delegate.documents.bundled import runbook_path
 from airflow_ssm_delegate.local.errors import AutomationApiError
 from airflow_ssm_delegate.local.identity import Caller, Credentials
+from tests.fixtures.local_runtime import error_of, policy_document, unique
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -18,12 +22,6 @@ if TYPE_CHECKING:
 ACCOUNT = "123456789012"
 SSM_TRUST = {"Effect": "Allow", "Principal": {"Service": "ssm.amazonaws.com"}, "Action": "sts:AssumeRole"}
 ALL = {"Effect": "Allow", "Action": "*", "Resource": "*"}
-
-
-def error_of(call: Callable[[], Any]) -> dict[str, str]:
-    with pytest.raises(ClientError) as raised:
-        call()
-    return dict(raised.value.response["Error"])
 
 
 @pytest.fixture
@@ -66,8 +64,6 @@ def test_user_denied_ec2_cannot_run_an_instance_directly(
 def test_start_without_pass_role_is_refused_and_starts_nothing(
     boto_client: Callable[..., Any], new_user: Callable[..., Any], new_role: Callable[..., str]
 ) -> None:
-    from airflow_ssm_delegate.documents.bundled import runbook_path
-    from tests.fixtures.local_runtime import unique
 
     runbook = unique("LaunchTaggedInstance")
     content = runbook_path("LaunchTaggedInstance").read_text()
@@ -175,9 +171,6 @@ def test_wrong_secret_fails_the_signature_check(
 def test_requests_without_a_usable_signature_are_refused(
     local_server: LocalAutomationServer, authorization: str | None
 ) -> None:
-    import json
-    import urllib.error
-    import urllib.request
 
     headers = {"X-Amz-Target": "AmazonSSM.ListDocuments", "Content-Type": "application/x-amz-json-1.1"}
     if authorization:
@@ -192,8 +185,6 @@ def test_requests_without_a_usable_signature_are_refused(
 
 
 def test_moto_management_api_is_closed_while_iam_is_enforced(local_server: LocalAutomationServer) -> None:
-    import urllib.error
-    import urllib.request
 
     request = urllib.request.Request(f"{local_server.endpoint_url}/moto-api/reset", method="POST")
     with pytest.raises(urllib.error.HTTPError) as refused:
@@ -226,7 +217,6 @@ def test_resource_scoped_allow_covers_only_that_resource(
 
 
 def test_ssm_document_scoped_allow(boto_client: Callable[..., Any], new_user: Callable[..., Any]) -> None:
-    from tests.fixtures.local_runtime import unique
 
     ssm = boto_client("ssm")
     allowed, other = unique("Allowed"), unique("Other")
@@ -322,7 +312,6 @@ def test_bool_condition_on_secure_transport(
 def test_group_and_attached_managed_policies_count(
     boto_client: Callable[..., Any], new_user: Callable[..., Any]
 ) -> None:
-    from tests.fixtures.local_runtime import policy_document, unique
 
     iam = boto_client("iam")
     creds = new_user([], prefix="member")
@@ -408,7 +397,6 @@ def test_a_trust_policy_naming_the_user_needs_no_identity_policy(
 def test_session_policy_narrows_an_assumed_role(
     boto_client: Callable[..., Any], new_user: Callable[..., Any], new_role: Callable[..., str]
 ) -> None:
-    import json
 
     user = new_user([{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}])
     role = new_role(
