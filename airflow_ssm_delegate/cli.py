@@ -128,6 +128,7 @@ def _aws_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
 
     def wrapped(args: argparse.Namespace) -> int:
         from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.parsers import ResponseParserError
 
         try:
             return run(args)
@@ -138,6 +139,11 @@ def _aws_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
             ) from exc
         except BotoCoreError as exc:
             raise CommandError(str(exc)) from exc
+        except ResponseParserError as exc:  # e.g. moto's HTML 500 page for a call it does not implement
+            raise CommandError(
+                f"the endpoint sent a response botocore cannot read, typically an HTTP 500 or a call it does "
+                f"not implement (moto has no iam:SimulatePrincipalPolicy): {str(exc).splitlines()[0]}"
+            ) from exc
 
     return wrapped
 

@@ -161,3 +161,18 @@ def testdefinition_arn_of_a_shared_document():
     assert definition_arn(Scope("123456789012", "us-east-1"), shared, "2") == (
         "arn:aws:ssm:us-east-1:111122223333:automation-definition/Launch:2"
     )
+
+
+def test_unreadable_endpoint_response_is_one_line_exit_2(monkeypatch, capsys):
+    from botocore.parsers import ResponseParserError
+
+    class Unimplemented:
+        def get_document(self, **_: object) -> None:
+            raise ResponseParserError(
+                "Unable to parse response (syntax error), invalid XML received:\nb'<html>'"
+            )
+
+    monkeypatch.setattr(cli, "_clients", lambda args, *services: [Unimplemented() for _ in services])
+    assert cli.main(["preflight", "--document", "Launch", "--role", ROLE]) == 2
+    err = capsys.readouterr().err
+    assert "moto has no iam:SimulatePrincipalPolicy" in err and "<html>" not in err
