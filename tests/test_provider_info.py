@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 
 import jsonschema
@@ -48,4 +48,4 @@ def test_airflow_providers_list_shows_the_package() -> None:
         check=True,
     )
     providers = {item["package_name"]: item for item in json.loads(result.stdout)}
-    assert providers["airflow-ssm-delegate"]["version"] == "0.1.0"
+    assert providers["airflow-ssm-delegate"]["version"] == metadata.version("airflow-ssm-delegate")
