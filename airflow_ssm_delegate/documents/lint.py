@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path as FilePath
 from typing import Any
 
-from airflow_ssm_delegate.documents import lint_document, lint_steps
+from airflow_ssm_delegate.documents import lint_document, lint_inputs, lint_steps
 from airflow_ssm_delegate.documents.model import structural_problems
 from airflow_ssm_delegate.documents.source import Path, SourceError, line_of, load_with_lines
 
@@ -37,6 +37,7 @@ RULES: dict[str, str] = {
     "SSM017": "executeAwsApi / assert / waitFor name a real Service and Api",
     "SSM018": "step output Selectors are valid JSONPath",
     "SSM019": "aws:sleep Duration is ISO-8601 (at most 7 days) or Timestamp",
+    "SSM020": "literal input values are ones the action accepts (states, tag lists, counts)",
 }
 
 
@@ -61,6 +62,7 @@ def lint_data(data: Any, lines: Mapping[Path, int], filename: str) -> list[Findi
         steps = lint_steps.steps_of(data)
         for step in steps:
             problems.extend(lint_steps.action_problems(step))
+            problems.extend(lint_inputs.input_value_problems(step))
         problems.extend(lint_steps.reachability_problems(steps))
         problems.extend(lint_steps.reference_problems(data, steps))
         problems.extend(lint_steps.output_problems(data, steps))
