@@ -51,12 +51,17 @@ def _iam(args: argparse.Namespace) -> int:
     from airflow_ssm_delegate.iam import generate_policies
 
     pins = dict(_pair(pin, "--pin", "NAME=VERSION") for pin in args.pin)
+    names = dict(_pair(name, "--name", "FILE=NAME") for name in args.name)
+    unknown = sorted(set(names) - set(args.files))
+    if unknown:
+        raise CommandError(f"--name for {unknown}, which are not among the FILE arguments")
     try:
         policies = generate_policies(
             args.files,
             role_name=args.role_name,
             account=args.account,
             region=args.region,
+            names=names,
             pinned_versions=pins,
         )
     except RunbookError as exc:
@@ -99,6 +104,13 @@ def _add_iam(commands: Any) -> None:
         default=[],
         metavar="NAME=VERSION",
         help="allow starting only this version of runbook NAME",
+    )
+    parser.add_argument(
+        "--name",
+        action="append",
+        default=[],
+        metavar="FILE=NAME",
+        help="the document name FILE is published under (default: its file stem)",
     )
     parser.set_defaults(handler=_iam)
 

@@ -43,9 +43,17 @@ def test_prints_the_four_policies_for_the_runbooks(capsys):
     }
 
 
+def test_document_names_can_differ_from_file_stems(capsys):
+    launch = str(runbook_path("LaunchTaggedInstance"))
+    assert main(["iam", launch, *ARGS, "--name", f"{launch}=Launch", "--pin", "Launch=4"]) == 0
+    start = json.loads(capsys.readouterr().out)["operator_policy"]["Statement"][0]
+    assert start["Resource"] == "arn:aws:ssm:eu-west-1:123456789012:automation-definition/Launch:4"
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
+        (["--name", "other.yaml=X"], "--name for ['other.yaml'], which are not among the FILE arguments"),
         (["--pin", "Launch"], "--pin 'Launch' must look like NAME=VERSION"),
         (["--pin", "Other=1"], "--pin names Other, which is not among the runbooks"),
     ],
