@@ -336,6 +336,22 @@ def test_group_and_attached_managed_policies_count(
     assert error_of(lambda: boto_client("ssm", creds).list_documents())["Code"] == "AccessDeniedException"
 
 
+def test_policy_variable_limits_users_to_their_own_keys(
+    boto_client: Callable[..., Any], new_user: Callable[..., Any]
+) -> None:
+    own = {
+        "Effect": "Allow",
+        "Action": "iam:ListAccessKeys",
+        "Resource": "arn:aws:iam::*:user/${aws:username}",
+    }
+    creds = new_user([own], prefix="self-service")
+    me = boto_client("sts", creds).get_caller_identity()["Arn"].rsplit("/", 1)[1]
+    iam = boto_client("iam", creds)
+
+    assert iam.list_access_keys(UserName=me)["AccessKeyMetadata"][0]["UserName"] == me
+    assert error_of(lambda: iam.list_access_keys(UserName="local-admin"))["Code"] == "AccessDenied"
+
+
 # --- sts:AssumeRole by users ---------------------------------------------------------------------
 
 

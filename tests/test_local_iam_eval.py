@@ -180,3 +180,17 @@ def test_wildcards_are_only_star_and_question_mark() -> None:
     assert not wildcard_match("[ab]", "a")  # no character classes
     assert arn_like("arn:aws:iam::*:role/*", "arn:aws:iam::1:role/path/R")
     assert not arn_like("arn:aws:iam::*:role/*", "arn:aws:iam::1:user/R")
+
+
+def test_policy_variables_resolve_from_the_request() -> None:
+    own_keys = [allow("iam:CreateAccessKey", "arn:aws:iam::*:user/${aws:username}")]
+    alice = {"aws:username": "alice"}
+    assert decide(own_keys, "iam:CreateAccessKey", "arn:aws:iam::1:user/alice", **alice) is Decision.ALLOW
+    assert (
+        decide(own_keys, "iam:CreateAccessKey", "arn:aws:iam::1:user/bob", **alice) is Decision.IMPLICIT_DENY
+    )
+    # A role session has no aws:username: the statement matches nothing.
+    assert decide(own_keys, "iam:CreateAccessKey", "arn:aws:iam::1:user/") is Decision.IMPLICIT_DENY
+    same_owner = [allow(Condition={"StringEquals": {"aws:RequestTag/Owner": "${aws:username}"}})]
+    assert decide(same_owner, "s:Do", **{"aws:RequestTag/Owner": "alice"}, **alice) is Decision.ALLOW
+    assert decide(same_owner, "s:Do", **{"aws:RequestTag/Owner": "bob"}, **alice) is Decision.IMPLICIT_DENY

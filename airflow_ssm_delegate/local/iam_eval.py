@@ -5,7 +5,8 @@ statement wins, an ``Allow`` is needed otherwise (implicit deny). Supported: ``A
 (case-insensitive, ``*``/``?`` wildcards), ``Resource``/``NotResource``, ``Principal``/``NotPrincipal``
 (``AWS``/``Service``/``*``) and the condition operators ``String*``, ``Arn*``, ``Bool``, ``Null``,
 ``Numeric*`` with ``...IfExists`` and the ``ForAnyValue:``/``ForAllValues:`` set qualifiers.
-Not supported (documented limits): policy variables (``${aws:username}``), ``Date*`` and ``IpAddress``
+Policy variables (``${aws:username}``) are resolved in ``Resource`` and condition values.
+Not supported (documented limits): ``Date*`` and ``IpAddress``
 operators (a statement using one never applies), permissions boundaries, SCPs and resource policies.
 
 No library on PyPI evaluates a request against IAM policies with conditions (policyuniverse and
@@ -85,12 +86,40 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _statement_applies(statement: Mapping[str, Any], request: RequestContext) -> bool:
+    def resource_matches(pattern: str, resource: str) -> bool:
+        resolved = substitute(pattern, request.context)
+        return resolved is not None and _resource_matches(resolved, resource)
+
     return (
         _element_matches(statement, "Action", request.action, _action_matches)
-        and _element_matches(statement, "Resource", request.resource, _resource_matches)
+        and _element_matches(statement, "Resource", request.resource, resource_matches)
         and _principal_applies(statement, request.principal)
         and conditions_hold(statement.get("Condition", {}), request.context)
     )
+
+
+_VARIABLE = re.compile(r"\$\{([^}]+)\}")
+
+
+def substitute(text: str, context: Mapping[str, ContextValue]) -> str | None:
+    """Policy variables: ``${aws:username}`` becomes the request's single value of that key; None when the
+    request has no such value (the element then matches nothing). ``${*}``/``${?}``/``${$}`` become the
+    bare character (so ``${*}`` still acts as a wildcard here)."""
+    missing = False
+
+    def value(match: re.Match[str]) -> str:
+        nonlocal missing
+        name = match.group(1).strip()
+        if name in ("*", "?", "$"):
+            return name
+        found = _lookup(context, name)
+        if found is None or len(found) != 1:
+            missing = True
+            return ""
+        return found[0]
+
+    resolved = _VARIABLE.sub(value, text)
+    return None if missing else resolved
 
 
 def _element_matches(statement: Mapping[str, Any], name: str, value: str, match: Any) -> bool:
@@ -236,10 +265,15 @@ def _lookup(context: Mapping[str, ContextValue], key: str) -> list[str] | None:
 def conditions_hold(conditions: Mapping[str, Mapping[str, Any]], context: Mapping[str, ContextValue]) -> bool:
     """All operators, all keys within an operator must hold (AND); the values of one key are OR'd."""
     return all(
-        _condition_holds(operator, key, [str(v) for v in _as_list(expected)], _lookup(context, key))
+        _condition_holds(operator, key, _expected_values(expected, context), _lookup(context, key))
         for operator, keys in conditions.items()
         for key, expected in keys.items()
     )
+
+
+def _expected_values(expected: Any, context: Mapping[str, ContextValue]) -> list[str]:
+    resolved = (substitute(str(value), context) for value in _as_list(expected))
+    return [value for value in resolved if value is not None]
 
 
 def _condition_holds(operator: str, key: str, expected: list[str], actual: list[str] | None) -> bool:
