@@ -47,14 +47,14 @@ def task_policy(task: Any) -> None:
 
 
 def _start_task_fields(task: Any) -> dict[str, Any] | None:
-    """``document_name`` and ``service_role_arn`` of a start-automation task, or None for any other task."""
+    """The checked arguments of a start-automation task (plain or mapped), or None for any other task."""
     module = sys.modules.get(OPERATORS_MODULE)
     operator_class = getattr(module, START_OPERATOR, None)
     if not isinstance(operator_class, type):
         return None
-    names = ("document_name", "service_role_arn")
+    names = ("document_name", "service_role_arn", "document_version")
     if isinstance(task, operator_class):
-        return {name: getattr(task, name) for name in names}
+        return {name: getattr(task, name, None) for name in names}
     mapped_class = getattr(task, "operator_class", None)  # a MappedOperator made by .partial().expand()
     if not (isinstance(mapped_class, type) and issubclass(mapped_class, operator_class)):
         return None

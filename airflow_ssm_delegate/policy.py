@@ -198,13 +198,17 @@ class DelegationPolicy:
 
     # ------------------------------------------------------------------------------------ parse time
 
-    def check_task_definition(self, document_name: Any, service_role_arn: Any) -> None:
+    def check_task_definition(
+        self, document_name: Any, service_role_arn: Any, document_version: Any = None
+    ) -> None:
         """Cheap check for the cluster policy (no AWS calls): could this task ever be allowed to start?
 
         Templated or mapped values count as present; they are checked again at run time.
         """
         known_role = None if _is_unresolved(service_role_arn) else service_role_arn or None
         rule = None if _is_unresolved(document_name) else self.rule_for(str(document_name), known_role)
+        if rule is not None and not _is_unresolved(document_version):
+            self._check_requested_version(rule, known_role, document_version)
         role = service_role_arn or (rule.default_role if rule else None)
         if role is None:
             if self.require_service_role:
@@ -253,14 +257,8 @@ class DelegationPolicy:
         rule = self.rule_for(name, request.service_role_arn)
         pinned = rule.version if rule else None
         wanted = request.document_version
-        if pinned and wanted and wanted not in VERSION_ALIASES and str(wanted) != pinned:
-            self._refuse(
-                RULE_VERSION,
-                name,
-                request.service_role_arn,
-                f"version {wanted} was requested but the policy pins version {pinned}. Drop "
-                "document_version or set it to the pinned version.",
-            )
+        if rule is not None:
+            self._check_requested_version(rule, request.service_role_arn, wanted)
         if request.service_role_arn:  # refuse a wrong role before reading anything
             self._check_role(rule, name, request.service_role_arn)
         runbook, description = fetch_runbook(name, str(wanted) if wanted else pinned)
@@ -281,6 +279,17 @@ class DelegationPolicy:
         )
 
     # ------------------------------------------------------------------------------------- checks
+
+    def _check_requested_version(self, rule: DocumentRule, role: str | None, wanted: Any) -> None:
+        """A number other than the pin is refused before anything is read; aliases are resolved later."""
+        if rule.version and wanted and wanted not in VERSION_ALIASES and str(wanted) != rule.version:
+            self._refuse(
+                RULE_VERSION,
+                rule.document,
+                role,
+                f"version {wanted} was requested but the policy pins version {rule.version}. Drop "
+                "document_version or set it to the pinned version.",
+            )
 
     def _check_content(
         self,

@@ -131,6 +131,18 @@ def test_with_a_policy_file_unlisted_runbooks_and_refused_roles_fail_to_import(
     assert len(errors) == 1
     assert "DAG 'unlisted', task 'other': Delegation policy" in errors[0]
     assert "[rule document-listed]" in errors[0]
+    old = dag_bag(
+        tmp_path,
+        "old_version",
+        """
+        SsmStartAutomationExecutionOperator(
+            task_id="old", document_name="LaunchTaggedInstance", document_version="2"
+        )
+        """,
+    )
+    errors = [error for path, error in old.import_errors.items() if "old_version" in path]
+    assert len(errors) == 1
+    assert "[rule version-pin]: version 2 was requested but the policy pins version 3" in errors[0]
 
 
 def test_a_broken_policy_file_is_reported_on_the_dag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -493,6 +493,13 @@ def test_task_definition_with_a_literal_role_the_policy_refuses(policy: Delegati
         policy.check_task_definition("LaunchTaggedInstance", OTHER_ROLE)
 
 
+def test_task_definition_with_a_version_other_than_the_pin(policy: DelegationPolicy) -> None:
+    with pytest.raises(PolicyViolation, match=r"\[rule version-pin\]: version 2 was requested"):
+        policy.check_task_definition("LaunchTaggedInstance", None, "2")
+    for allowed in ("3", 3, "$LATEST", "{{ params.version }}", None):
+        policy.check_task_definition("LaunchTaggedInstance", None, allowed)
+
+
 def test_task_definition_of_an_unlisted_runbook_is_refused_unless_templated(policy: DelegationPolicy) -> None:
     with pytest.raises(PolicyViolation, match=r"\[rule document-listed\]"):
         policy.check_task_definition("Unlisted", LAUNCH_ROLE)
