@@ -114,15 +114,15 @@ def _target(value: Any) -> str | None:
 
 
 def _successors(step: LintStep, following: str | None) -> set[str]:
+    """Steps that can run right after ``step``: on success, on failure (Continue = the next one), on cancel."""
     raw = step.raw
     targets = {_target(raw.get("onFailure")), _target(raw.get("onCancel"))}
+    if raw.get("onFailure") == "Continue":
+        targets.add(following)
     if step.action == "aws:branch":
         choices = step.inputs.get("Choices")
-        targets |= (
-            {c.get("NextStep") for c in choices if isinstance(c, Mapping)}
-            if isinstance(choices, list)
-            else set()
-        )
+        if isinstance(choices, list):
+            targets |= {choice.get("NextStep") for choice in choices if isinstance(choice, Mapping)}
         targets.add(step.inputs.get("Default"))
     elif isinstance(raw.get("nextStep"), str):
         targets.add(raw["nextStep"])
