@@ -114,7 +114,7 @@ def _target(value: Any) -> str | None:
 
 
 def _successors(step: LintStep, following: str | None) -> set[str]:
-    """Steps that can run right after ``step``: on success, on failure (Continue = the next one), on cancel."""
+    """Steps that may run right after ``step``: on success, on failure (Continue: the next), on cancel."""
     raw = step.raw
     targets = {_target(raw.get("onFailure")), _target(raw.get("onCancel"))}
     if raw.get("onFailure") == "Continue":
