@@ -31,7 +31,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
     from airflow_ssm_delegate.documents.model import Runbook, StepSpec
 
@@ -242,6 +242,33 @@ def current_step_record(
         if record.get("StepName") == step_name:
             latest = record
     return latest
+
+
+class MalformedResponseError(ValueError):
+    """AWS (or something posing as it) answered without the fields every answer must have."""
+
+
+def execution_status(execution: Mapping[str, Any], execution_id: str) -> str:
+    """The AutomationExecutionStatus of a Get/Describe answer; a clear error if it is missing."""
+    status = execution.get("AutomationExecutionStatus")
+    if not isinstance(status, str) or not status:
+        raise MalformedResponseError(
+            f"The answer about automation execution {execution_id} has no AutomationExecutionStatus "
+            f"(got keys {sorted(execution)}): is the endpoint really SSM?"
+        )
+    return status
+
+
+def read_execution(get: Callable[[str], Mapping[str, Any]], execution_id: str) -> dict[str, Any]:
+    """``get(execution_id)`` (the hook's GetAutomationExecution), naming a malformed answer as such."""
+    try:
+        execution = dict(get(execution_id))
+    except (KeyError, TypeError) as exc:  # the hook indexes into the response: a field was missing
+        raise MalformedResponseError(
+            f"The answer about automation execution {execution_id} lacks {exc}: is the endpoint really SSM?"
+        ) from exc
+    execution_status(execution, execution_id)
+    return execution
 
 
 @dataclass

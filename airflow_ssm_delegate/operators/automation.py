@@ -27,6 +27,7 @@ from airflow_ssm_delegate.polling import (
     ExecutionWatch,
     PollSchedule,
     current_clock,
+    read_execution,
     sleep_blocking,
 )
 from airflow_ssm_delegate.status import SUCCESS_STATUSES, TERMINAL_STATUSES
@@ -58,7 +59,7 @@ def execution_result(hook: SsmAutomationHook, execution_id: str) -> dict[str, An
 
     Parameter values are deliberately absent: they may hold secrets and XCom is readable by every DAG author.
     """
-    execution = hook.get_automation_execution(execution_id)
+    execution = read_execution(hook.get_automation_execution, execution_id)
     status = str(execution.get("AutomationExecutionStatus"))
     if status not in SUCCESS_STATUSES:
         raise AirflowException(hook.describe_failure(execution))
@@ -225,7 +226,7 @@ class SsmStartAutomationExecutionOperator(_AutomationOperator):
         context["ti"].xcom_push(key=EXECUTION_ID_XCOM_KEY, value=self.execution_id)
         self._persist_link(context, self.execution_id)
         if not self.wait_for_completion:
-            execution = self.hook.get_automation_execution(self.execution_id)
+            execution = read_execution(self.hook.get_automation_execution, self.execution_id)
             status = str(execution.get("AutomationExecutionStatus"))
             return {"execution_id": self.execution_id, "status": status, "outputs": {}}
         if self.deferrable:
@@ -350,9 +351,9 @@ class SsmStartAutomationExecutionOperator(_AutomationOperator):
         runbook = self._runbook_or_none() if self.step_aware else None
         while True:
             execution = call_with_backoff(
-                lambda: self.hook.get_automation_execution(execution_id), sleep=sleep_blocking
+                lambda: read_execution(self.hook.get_automation_execution, execution_id), sleep=sleep_blocking
             )
-            status = str(execution.get("AutomationExecutionStatus"))
+            status = str(execution["AutomationExecutionStatus"])
             if status in TERMINAL_STATUSES:
                 return
             steps = None

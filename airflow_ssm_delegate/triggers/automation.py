@@ -24,6 +24,7 @@ from airflow_ssm_delegate.polling import (
     ExecutionWatch,
     PollSchedule,
     current_clock,
+    execution_status,
 )
 from airflow_ssm_delegate.retry import error_code
 from airflow_ssm_delegate.status import SUCCESS_STATUSES, TERMINAL_STATUSES
@@ -95,7 +96,7 @@ class SsmAutomationExecutionTrigger(BaseTrigger):
         while True:
             try:
                 metadata = await poller.status(self.execution_id, due_at)
-                status = str(metadata.get("AutomationExecutionStatus"))
+                status = execution_status(metadata, self.execution_id)
                 if status in TERMINAL_STATUSES:
                     yield TriggerEvent(
                         self._event(EVENT_SUCCESS if status in SUCCESS_STATUSES else EVENT_FAILURE, status)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow_ssm_delegate.polling import current_clock, sleep_async
+from airflow_ssm_delegate.polling import current_clock, read_execution, sleep_async
 from airflow_ssm_delegate.retry import (
     DEFAULT_BACKOFF,
     Backoff,
@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 BATCH_SIZE = 10  # DescribeAutomationExecutions: at most 10 values per filter
+# A poll absorbs ~12 transient failures in a row (waits of up to 5 min each) before the watch gives up.
+POLL_BACKOFF = DEFAULT_BACKOFF
 BATCH_REFUSED_CODES = frozenset(
     {"ValidationException", "InvalidFilterKey", "InvalidFilterValue", "InvalidFilter"}
 )
@@ -217,18 +219,26 @@ class BatchedPoller:
 
     async def _get_one(self, execution_id: str) -> dict[str, Any] | BaseException:
         try:
-            execution = await self._in_thread("get_automation_execution", execution_id)
+            execution = await self._with_hook(
+                lambda hook: read_execution(hook.get_automation_execution, execution_id)
+            )
         except Exception as exc:
             if is_transient(exc):
                 raise  # the whole poll is retried with backoff
             return exc
-        return dict(execution)
+        return execution
 
     async def _in_thread(self, method: str, *args: Any) -> Any:
+        """Call ``hook.<method>(*args)`` in a worker thread."""
+        return await self._with_hook(lambda hook: getattr(hook, method)(*args))
+
+    async def _with_hook(self, call: Callable[[SsmAutomationHook], T]) -> T:
+        """Run ``call(hook)`` in a worker thread (the hook is built there too, on first use)."""
         if self._hook is None:
             self._hook = await asyncio.to_thread(self._hook_factory)
+        hook = self._hook
         self.hook_calls += 1
-        return await asyncio.to_thread(getattr(self._hook, method), *args)
+        return await asyncio.to_thread(call, hook)
 
     @staticmethod
     def _log_retry(exc: BaseException, delay: float) -> None:
@@ -246,7 +256,7 @@ def get_poller(settings: ConnectionSettings) -> BatchedPoller:
     pollers = _POLLERS.setdefault(asyncio.get_running_loop(), {})
     key = settings.key()
     if key not in pollers:
-        pollers[key] = BatchedPoller(settings.build_hook)
+        pollers[key] = BatchedPoller(settings.build_hook, backoff=POLL_BACKOFF)
     return pollers[key]
 
 
