@@ -60,9 +60,7 @@ def _managed_documents(managed: Mapping[str, Any]) -> list[str]:
 def _user_principal(account_id: str, access_key_id: str, session_token: str | None) -> AuthenticatedPrincipal:
     iam = iam_backends[account_id][PARTITION]
     key = iam.access_keys.get(access_key_id)
-    user = next(
-        (u for u in iam.users.values() if any(k.access_key_id == access_key_id for k in u.access_keys)), None
-    )
+    user = iam.users.get(key.user_name) if key is not None and key.user_name else None
     if key is None or user is None:
         raise AuthenticationError("unknown-key", "The security token included in the request is invalid.")
     if session_token:
@@ -94,7 +92,7 @@ def _session_principal(
     role_name = session.role_arn.rsplit("/", 1)[-1]
     iam = iam_backends[session.account_id][PARTITION]
     role = next(
-        (r for r in iam.get_roles() if r.arn == session.role_arn), None
+        (r for r in list(iam.get_roles()) if r.arn == session.role_arn), None
     )  # a deleted role has no rights
     policies = [] if role is None else [*role.policies.values(), *_managed_documents(role.managed_policies)]
     return AuthenticatedPrincipal(
