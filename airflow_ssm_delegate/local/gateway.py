@@ -14,6 +14,7 @@ from typing import Any
 
 from airflow_ssm_delegate.local.api import AUTOMATION_OPERATIONS, AutomationApi
 from airflow_ssm_delegate.local.authz import AccessDenied, RequestGuard, caller_for
+from airflow_ssm_delegate.local.identity import Caller
 from airflow_ssm_delegate.local.principals import AuthenticationError
 from airflow_ssm_delegate.local.wire import (
     AwsRequest,
@@ -67,12 +68,16 @@ class Gateway:
             if principal is not None:
                 self.guard.authorize(request, principal)
         except AuthenticationError as error:
+            log.info(
+                "Refused %s:%s (%s): %s", request.service, request.operation, error.reason, error.message
+            )
             return refusal(
                 request.protocol,
                 error.reason if error.reason in ("missing", "signature") else "unknown-key",
                 error.message,
             )
         except AccessDenied as denied:
+            log.info("Denied: %s", denied)  # ARNs and actions only, never keys
             return refusal(request.protocol, "denied", str(denied))
         if request.service == "ssm" and request.operation in AUTOMATION_OPERATIONS:
             return self._automation(
@@ -80,7 +85,7 @@ class Gateway:
             )
         return None
 
-    def _automation(self, request: AwsRequest, caller: Any) -> Response:
+    def _automation(self, request: AwsRequest, caller: Caller) -> Response:
         if self.api is None:
             return error_response("json", "InternalServerError", "The Automation engine is not running.", 500)
         return self.api.handle(str(request.operation), request.params, caller, request.body_is_valid_json)
