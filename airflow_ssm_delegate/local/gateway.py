@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_ssm_delegate.local.api import AUTOMATION_OPERATIONS, AutomationApi
 from airflow_ssm_delegate.local.authz import AccessDenied, RequestGuard, caller_for
-from airflow_ssm_delegate.local.identity import Caller
 from airflow_ssm_delegate.local.principals import AuthenticationError
 from airflow_ssm_delegate.local.wire import (
     AwsRequest,
@@ -24,6 +23,9 @@ from airflow_ssm_delegate.local.wire import (
     refusal,
     unknown_operation,
 )
+
+if TYPE_CHECKING:
+    from airflow_ssm_delegate.local.identity import Caller
 
 log = logging.getLogger(__name__)
 
