@@ -11,9 +11,10 @@ the runbook model are imported when they are needed).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -84,6 +85,9 @@ class StartRequest:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
     audit_tags: Mapping[str, str] = field(default_factory=dict)
+    # Rate control fills parameters per target: they must never carry the role.
+    target_parameter_name: str | None = None
+    target_maps: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass(frozen=True)
@@ -265,6 +269,7 @@ class DelegationPolicy:
         version = str(description.get("DocumentVersion", ""))
         self._check_content(rule, name, request.service_role_arn, description, version)
         role = self._resolve_role(rule, name, request, runbook)
+        self._check_targets(name, role, request, runbook.assume_role_parameter)
         values = dict(request.parameters)
         if runbook.assume_role_parameter and role is not None:
             values[runbook.assume_role_parameter] = role
@@ -273,7 +278,7 @@ class DelegationPolicy:
             document_version=version,
             role_arn=role,
             assume_role_parameter=runbook.assume_role_parameter,
-            parameters=self._api_parameters(name, role, runbook, values),
+            parameters=self._api_parameters(name, role, runbook, values, request),
             tags=self._merge_tags(rule, name, role, request),
             secret_parameters=rule.secret_parameters if rule else frozenset(),
         )
@@ -399,6 +404,24 @@ class DelegationPolicy:
         self._check_role(rule, name, role)
         return role
 
+    def _check_targets(
+        self, name: str, role: str | None, request: StartRequest, assume_role_parameter: str | None
+    ) -> None:
+        """Targets and target maps set parameters per child execution; the role must not be one of them."""
+        if assume_role_parameter is None:
+            return
+        from_targets = request.target_parameter_name == assume_role_parameter
+        from_maps = any(assume_role_parameter in target_map for target_map in request.target_maps)
+        if from_targets or from_maps:
+            source = "target_parameter_name" if from_targets else "target_maps"
+            self._refuse(
+                RULE_ASSUME_ROLE,
+                name,
+                role,
+                f"{source} would set {assume_role_parameter}, the runbook's assume-role parameter, per "
+                "target, so roles would bypass the policy. Give the role once, as service_role_arn.",
+            )
+
     def _check_role(self, rule: DocumentRule | None, name: str, role: str) -> None:
         """A listed runbook's role must match its patterns; under the built-in rule it must be a role ARN."""
         if rule is None:
@@ -420,12 +443,12 @@ class DelegationPolicy:
             )
 
     def _api_parameters(
-        self, name: str, role: str | None, runbook: Runbook, values: Mapping[str, Any]
+        self, name: str, role: str | None, runbook: Runbook, values: Mapping[str, Any], request: StartRequest
     ) -> dict[str, list[str]]:
         from airflow_ssm_delegate.documents.model import ParameterValidationError, to_api_parameters
 
         try:
-            return to_api_parameters(runbook, values)
+            return to_api_parameters(_filled_per_target(runbook, request), values)
         except ParameterValidationError as error:
             problems = "; ".join(error.problems) or str(error)
             self._refuse(
@@ -490,6 +513,22 @@ def _load_cached(path: str, mtime_ns: int, size: int) -> DelegationPolicy:
             path, "(syntax)", f"not valid YAML or JSON: {error}", "Fix the syntax at the position shown."
         ) from None
     return DelegationPolicy.from_mapping(data, path)
+
+
+def _filled_per_target(runbook: Runbook, request: StartRequest) -> Runbook:
+    """The runbook with the parameters that targets or target maps fill made optional for the start."""
+    names = {
+        request.target_parameter_name,
+        *(key for target_map in request.target_maps for key in target_map),
+    }
+    relaxed = {
+        key: dataclasses.replace(spec, default="")
+        for key, spec in runbook.parameters.items()
+        if key in names and spec.required
+    }
+    if not relaxed:
+        return runbook
+    return dataclasses.replace(runbook, parameters={**runbook.parameters, **relaxed})
 
 
 def _parse_document_rule(source: str, name: str, entry: Any, require_service_role: bool) -> DocumentRule:

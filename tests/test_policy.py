@@ -393,6 +393,26 @@ def test_refuses_two_different_roles_for_one_start(policy: DelegationPolicy) -> 
     )
 
 
+def test_refuses_a_role_coming_from_rate_control_targets(policy: DelegationPolicy) -> None:
+    message = refusal(policy, request(target_parameter_name="AutomationAssumeRole"))
+    assert message == expected(
+        "assume-role",
+        "LaunchTaggedInstance",
+        LAUNCH_ROLE,
+        "target_parameter_name would set AutomationAssumeRole, the runbook's assume-role parameter, per "
+        "target, so roles would bypass the policy. Give the role once, as service_role_arn.",
+        policy.source,
+    )
+    maps = [{"Owner": ["a"]}, {"AutomationAssumeRole": [OTHER_ROLE]}]
+    assert "target_maps would set AutomationAssumeRole" in refusal(policy, request(target_maps=maps))
+    # Owner is required, but the targets fill it: the start is allowed without it.
+    allowed = policy.authorize_start(request(parameters={}, target_parameter_name="Owner"), FakeDocuments())
+    assert allowed.role_arn == LAUNCH_ROLE
+    assert "Owner" not in allowed.parameters
+    mapped = policy.authorize_start(request(parameters={}, target_maps=[{"Owner": ["a"]}]), FakeDocuments())
+    assert "Owner" not in mapped.parameters
+
+
 def test_refuses_bad_parameters_listing_every_problem(policy: DelegationPolicy) -> None:
     bad = {"InstanceType": "m5.24xlarge", "Count": "many", "Colour": "red"}  # Owner missing, too
     with pytest.raises(PolicyViolation) as caught:

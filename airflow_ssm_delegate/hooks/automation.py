@@ -81,6 +81,8 @@ class SsmAutomationHook(AwsBaseHook):
             parameters=dict(parameters or {}),
             tags=_tag_mapping(tags),
             audit_tags=current_audit_tags(),
+            target_parameter_name=target_parameter_name,
+            target_maps=list(target_maps or ()),
         )
         plan = DelegationPolicy.from_config().authorize_start(request, self.get_runbook)
         loggable = mask_parameters(plan.parameters, plan.secret_parameters)
