@@ -15,7 +15,7 @@ from typing import Any
 
 from airflow_ssm_delegate.documents import lint_document, lint_inputs, lint_steps
 from airflow_ssm_delegate.documents.model import structural_problems
-from airflow_ssm_delegate.documents.source import Path, SourceError, line_of, load_with_lines
+from airflow_ssm_delegate.documents.source import Path, SourceError, format_path, line_of, load_source
 
 RULES: dict[str, str] = {
     "SSM001": "document structure (keys, types, required fields)",
@@ -71,16 +71,29 @@ def lint_data(data: Any, lines: Mapping[Path, int], filename: str) -> list[Findi
         problems.extend(lint_document.sleep_problems(data, steps))
         problems.extend(lint_document.session_problems(data, steps))
     findings = [Finding(filename, line_of(dict(lines), p.path) or 1, p.code, p.message) for p in problems]
-    return sorted(findings, key=lambda finding: (finding.line, finding.code))
+    return sorted(findings, key=_source_order)
 
 
 def lint_text(content: str | bytes, filename: str = "<runbook>") -> list[Finding]:
     """Lint runbook text (YAML or JSON)."""
     try:
-        data, lines = load_with_lines(content)
+        source = load_source(content)
     except SourceError as exc:
         return [Finding(filename, exc.line or 1, "SSM001", str(exc))]
-    return lint_data(data, lines, filename)
+    repeated = [
+        Finding(
+            filename,
+            line,
+            "SSM001",
+            f"key {format_path(path)} is written twice; YAML keeps only the last",
+        )
+        for path, line in source.duplicates
+    ]
+    return sorted([*repeated, *lint_data(source.data, source.lines, filename)], key=_source_order)
+
+
+def _source_order(finding: Finding) -> tuple[int, str]:
+    return finding.line, finding.code
 
 
 def lint_file(path: str | FilePath) -> list[Finding]:

@@ -20,7 +20,7 @@ from airflow_ssm_delegate.documents.parameters import (
     resolve_parameters,
     to_api_parameters,
 )
-from airflow_ssm_delegate.documents.source import Path, SourceError, load_with_lines
+from airflow_ssm_delegate.documents.source import Path, SourceError, load_source
 from airflow_ssm_delegate.documents.structure import (
     INT_PARAMETER_KEYS,
     SCHEMA_VERSION,
@@ -154,10 +154,10 @@ def parse_runbook(content: str | bytes | Mapping[str, Any], source: str = "<runb
     if isinstance(content, Mapping):
         return build_runbook(content, {}, source)
     try:
-        data, lines = load_with_lines(content)
+        loaded = load_source(content)
     except SourceError as exc:
         raise RunbookError(source, [Problem("SSM001", (), str(exc))]) from exc
-    return build_runbook(data, lines, source)
+    return build_runbook(loaded.data, loaded.lines, source)
 
 
 def load_runbook(path: str | FilePath) -> Runbook:

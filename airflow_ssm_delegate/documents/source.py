@@ -6,6 +6,7 @@ from a path such as ``("mainSteps", 2, "onFailure")`` to its 1-based line.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -21,20 +22,36 @@ class SourceError(ValueError):
         self.line = line
 
 
-def _index_lines(node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.start_mark)
-            lines[(*path, key)] = key_node.start_mark.line + 1
-            _index_lines(value_node, (*path, key), lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _index_lines(item, (*path, index), lines)
+@dataclass
+class Source:
+    """Parsed text: the data, the line of every path, and keys written twice in one mapping.
+
+    YAML loaders keep the last of two equal keys silently; an author who wrote ``inputs:`` twice loses
+    the first block, so lint reports ``duplicates`` (path of the repeated key, its line).
+    """
+
+    data: Any
+    lines: dict[Path, int] = field(default_factory=dict)
+    duplicates: list[tuple[Path, int]] = field(default_factory=list)
+
+    def index(self, node: yaml.Node, path: Path = ()) -> None:
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, value_node in node.value:
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.start_mark)
+                if key in seen:
+                    self.duplicates.append(((*path, key), key_node.start_mark.line + 1))
+                seen.add(key)
+                self.lines[(*path, key)] = key_node.start_mark.line + 1
+                self.index(value_node, (*path, key))
+        elif isinstance(node, yaml.SequenceNode):
+            for number, item in enumerate(node.value):
+                self.index(item, (*path, number))
 
 
-def load_with_lines(content: str | bytes) -> tuple[Any, dict[Path, int]]:
-    """Parse ``content``; returns (data, {path: line}). Raises ``SourceError`` on a syntax error."""
+def load_source(content: str | bytes) -> Source:
+    """Parse ``content`` (YAML or JSON). Raises ``SourceError`` on a syntax error."""
     try:
         text = content.decode("utf-8") if isinstance(content, bytes) else content
     except UnicodeDecodeError as exc:
@@ -43,8 +60,8 @@ def load_with_lines(content: str | bytes) -> tuple[Any, dict[Path, int]]:
     try:
         node = loader.get_single_node()
         if node is None:
-            return None, {}
-        data = loader.construct_document(node)
+            return Source(None)
+        source = Source(loader.construct_document(node))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = mark.line + 1 if mark is not None else None
@@ -53,9 +70,8 @@ def load_with_lines(content: str | bytes) -> tuple[Any, dict[Path, int]]:
         raise SourceError(f"not valid YAML/JSON: {exc}") from exc
     finally:
         loader.dispose()
-    lines: dict[Path, int] = {}
-    _index_lines(node, (), lines)
-    return data, lines
+    source.index(node)
+    return source
 
 
 def line_of(lines: dict[Path, int], path: Path) -> int | None:
@@ -64,3 +80,11 @@ def line_of(lines: dict[Path, int], path: Path) -> int | None:
         if path[:end] in lines:
             return lines[path[:end]]
     return None
+
+
+def format_path(path: Path) -> str:
+    """``("mainSteps", 0, "inputs")`` -> ``mainSteps[0].inputs``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
