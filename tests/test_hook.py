@@ -10,7 +10,7 @@ from botocore.exceptions import WaiterError
 from botocore.stub import ANY, Stubber
 
 from airflow_ssm_delegate.hooks.automation import ClientTokenConflict, SsmAutomationHook, current_audit_tags
-from airflow_ssm_delegate.policy import PolicyViolation
+from airflow_ssm_delegate.policy import PolicyFileError, PolicyViolation
 from tests.test_policy import HASH, LAUNCH_ROLE, OTHER_ROLE, POLICY, RUNBOOK, write_policy
 
 if TYPE_CHECKING:
@@ -136,6 +136,14 @@ def test_refusal_before_reading_makes_no_call_at_all(hook: SsmAutomationHook, st
     with pytest.raises(PolicyViolation) as caught:
         hook.start_automation_execution(NAME, {"Owner": "x"}, service_role_arn="not-a-role")
     assert caught.value.rule == "service-role-required"
+
+
+def test_a_broken_policy_file_refuses_every_start_without_any_call(
+    hook: SsmAutomationHook, stubber: Stubber, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__SSM_DELEGATE__POLICY_FILE", str(write_policy(tmp_path, "documents: 3\n")))
+    with pytest.raises(PolicyFileError, match="key 'documents': expected a mapping of runbook name or ARN"):
+        hook.start_automation_execution(NAME, {"Owner": "x"}, service_role_arn=LAUNCH_ROLE)
 
 
 @pytest.mark.parametrize(
