@@ -89,3 +89,11 @@ def test_text_needs_a_name():
 def test_unreadable_path(tmp_path):
     with pytest.raises(PublishError, match="cannot read runbook"):
         publish_document(object(), Path(tmp_path / "missing.yaml"))
+
+
+def test_a_document_of_another_type_is_not_overwritten(ssm):
+    command = '{"schemaVersion": "2.2", "description": "x", "mainSteps": [{"action": "aws:runShellScript", '
+    command += '"name": "run", "inputs": {"runCommand": ["echo hi"]}}]}'
+    ssm.create_document(Content=command, Name="Shared", DocumentType="Command", DocumentFormat="JSON")
+    with pytest.raises(PublishError, match="exists as a Command document"):
+        publish_document(ssm, LAUNCH, "Shared")

@@ -114,6 +114,11 @@ def _create_or_update(ssm: Any, text: str, name: str, sha256: str) -> tuple[str,
             Content=text, Name=name, DocumentType="Automation", DocumentFormat=document_format
         )
         return str(created["DocumentDescription"]["DocumentVersion"]), True, True
+    if current.get("DocumentType", "Automation") != "Automation":
+        raise PublishError(
+            f"document {name} exists as a {current['DocumentType']} document, not an Automation "
+            "runbook; publish under another name"
+        )
     existing = _version_with_hash(ssm, name, str(current["LatestVersion"]), sha256)
     if existing is not None:
         return existing, False, False
