@@ -70,8 +70,17 @@ def _iam(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
     except OSError as exc:
         raise CommandError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+    for note in _script_notes(args.files):
+        print(f"note: {note}", file=sys.stderr)
     print(json.dumps(policies, indent=2))
     return EXIT_OK
+
+
+def _script_notes(files: Sequence[str]) -> list[str]:
+    from airflow_ssm_delegate.documents.model import load_runbook
+    from airflow_ssm_delegate.iam import hand_written_permissions
+
+    return [f"{path}: {note}" for path in files for note in hand_written_permissions(load_runbook(path))]
 
 
 def _pair(text: str, option: str, shape: str) -> tuple[str, str]:

@@ -193,9 +193,41 @@ def _step_grants(step: StepSpec, runbook: Runbook, scope: Scope) -> list[Grant]:
     return [_grant([action], _resources_for(action, step, scope)) for action in iam_actions_for_step(step)]
 
 
+def _with_loop_bodies(steps: Sequence[StepSpec]) -> list[StepSpec]:
+    """The steps and, recursively, the steps inside aws:loop (``inputs.Steps``): they run as the role too."""
+    flat: list[StepSpec] = []
+    for step in steps:
+        flat.append(step)
+        body = step.inputs.get("Steps") if step.action == "aws:loop" else None
+        inner = [
+            StepSpec(
+                name=f"{step.name}.{item['name']}",
+                action=item["action"],
+                inputs=dict(item.get("inputs") or {}),
+            )
+            for item in (body if isinstance(body, list) else [])
+            if isinstance(item, Mapping)
+            and isinstance(item.get("name"), str)
+            and isinstance(item.get("action"), str)
+        ]
+        flat.extend(_with_loop_bodies(inner))
+    return flat
+
+
 def service_role_grants(runbook: Runbook, scope: Scope) -> list[Grant]:
     """What the service role must be allowed for every step of ``runbook`` (preflight checks these)."""
-    return [grant for step in runbook.steps for grant in _step_grants(step, runbook, scope)]
+    return [
+        grant for step in _with_loop_bodies(runbook.steps) for grant in _step_grants(step, runbook, scope)
+    ]
+
+
+def hand_written_permissions(runbook: Runbook) -> list[str]:
+    """Steps whose calls cannot be derived (scripts): their permissions must be added by hand."""
+    return [
+        f"step {step.name} runs a script (aws:executeScript): add the calls it makes to the role by hand"
+        for step in _with_loop_bodies(runbook.steps)
+        if step.action == "aws:executeScript"
+    ]
 
 
 def _statement(

@@ -81,3 +81,33 @@ def test_invalid_account_is_refused_by_the_parser(capsys):
         main(["iam", "x.yaml", "--role-name", "R", "--account", "12", "--region", "us-east-1"])
     assert exited.value.code == 2
     assert "'12' is not a 12-digit AWS account id" in capsys.readouterr().err
+
+
+def test_loop_bodies_count_and_scripts_are_flagged(tmp_path, capsys):
+    runbook = tmp_path / "Loop.yaml"
+    runbook.write_text(
+        """\
+schemaVersion: '0.3'
+assumeRole: '{{ AutomationAssumeRole }}'
+parameters:
+  AutomationAssumeRole: {type: String}
+  InstanceIds: {type: StringList}
+mainSteps:
+  - name: each
+    action: aws:loop
+    inputs:
+      Iterators: '{{ InstanceIds }}'
+      Steps:
+        - name: stop
+          action: aws:changeInstanceState
+          inputs: {InstanceIds: ['{{ each.CurrentIteratorValue }}'], DesiredState: stopped}
+  - name: report
+    action: aws:executeScript
+    inputs: {Runtime: python3.11, Handler: handler, Script: 'def handler(e, c): return {}'}
+"""
+    )
+    assert main(["iam", str(runbook), *ARGS]) == 0
+    out, err = capsys.readouterr()
+    statements = json.loads(out)["service_role_policy"]["Statement"]
+    assert {s["Action"] for s in statements} == {"ec2:DescribeInstances", "ec2:StopInstances"}
+    assert "note: " in err and "step report runs a script (aws:executeScript)" in err
