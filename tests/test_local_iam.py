@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -307,6 +308,29 @@ def test_bool_condition_on_secure_transport(
     }
     creds = new_user([ALL, deny_plain_http])
     assert error_of(lambda: boto_client("ssm", creds).list_documents())["Code"] == "AccessDeniedException"
+
+
+def test_time_and_source_ip_conditions(
+    local_server: LocalAutomationServer, boto_client: Callable[..., Any], new_user: Callable[..., Any]
+) -> None:
+    clock = local_server.clock
+    assert clock is not None
+
+    def until(days: int) -> dict[str, Any]:
+        moment = (clock.now() + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {**ALL, "Condition": {"DateLessThan": {"aws:CurrentTime": moment}}}
+
+    from_elsewhere = {**ALL, "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}
+    from_here = {**ALL, "Condition": {"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}}}
+
+    boto_client("ssm", new_user([until(1)])).list_documents()
+    assert error_of(lambda: boto_client("ssm", new_user([until(-1)])).list_documents())["Code"] == (
+        "AccessDeniedException"
+    )
+    boto_client("ssm", new_user([from_here])).list_documents()
+    assert error_of(lambda: boto_client("ssm", new_user([from_elsewhere])).list_documents())["Code"] == (
+        "AccessDeniedException"
+    )
 
 
 def test_group_and_attached_managed_policies_count(

@@ -154,9 +154,27 @@ def test_a_conditional_deny_only_denies_when_its_condition_holds() -> None:
 
 
 def test_unsupported_operator_never_applies() -> None:
-    assert decide([allow(Condition={"DateGreaterThan": {"aws:CurrentTime": "2020"}})], "s:Do") is (
+    assert decide([allow(Condition={"BinaryEquals": {"k:A": "QQ=="}})], "s:Do", **{"k:A": "QQ=="}) is (
         Decision.IMPLICIT_DENY
     )
+
+
+@pytest.mark.parametrize(
+    ("operator", "expected", "actual", "holds"),
+    [
+        ("DateLessThan", "2030-01-01T00:00:00Z", "2026-11-28T00:00:00Z", True),
+        ("DateLessThan", "2020-01-01", "2026-11-28T00:00:00Z", False),
+        ("DateGreaterThanEquals", "1700000000", "2026-11-28T00:00:00+00:00", True),
+        ("DateNotEquals", "2026-11-28T00:00:00Z", "2026-11-28T00:00:00Z", False),
+        ("IpAddress", "127.0.0.0/8", "127.0.0.1", True),
+        ("IpAddress", "10.0.0.0/8", "127.0.0.1", False),
+        ("NotIpAddress", "10.0.0.0/8", "127.0.0.1", True),
+        ("IpAddress", "not-a-network", "127.0.0.1", False),
+    ],
+)
+def test_date_and_ip_operators(operator: str, expected: str, actual: str, holds: bool) -> None:
+    outcome = decide([allow(Condition={operator: {"k:A": expected}})], "s:Do", **{"k:A": actual})
+    assert outcome is (Decision.ALLOW if holds else Decision.IMPLICIT_DENY)
 
 
 def test_trust_policy_principals() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from moto.iam.exceptions import NotFoundException
@@ -43,7 +44,7 @@ from airflow_ssm_delegate.local.principals import (
 from airflow_ssm_delegate.local.resources import ALWAYS_ALLOWED, Check, Scope, checks_for, ssm_document_arn
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from airflow_ssm_delegate.local.wire import AwsRequest
 
@@ -77,15 +78,19 @@ def principal_arn(principal: AuthenticatedPrincipal) -> str:
 class PolicyEngine:
     """Decides one principal's checks: identity policies, intersected with a session policy if any."""
 
-    def __init__(self, scope: Scope, enforce: bool) -> None:
+    def __init__(self, scope: Scope, enforce: bool, now: Callable[[], datetime] | None = None) -> None:
         self.scope = scope
         self.enforce = enforce
+        self.now = now or (lambda: datetime.now(timezone.utc))  # the server passes its simulated clock
 
     def global_context(
         self, principal: AuthenticatedPrincipal, source_ip: str = ""
     ) -> dict[str, ContextValue]:
-        """Keys every request carries (no aws:CurrentTime: Date operators are not supported)."""
+        """Keys every request carries (``aws:CurrentTime`` is simulated time, like every timestamp)."""
+        now = self.now()
         context: dict[str, ContextValue] = {
+            "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "aws:EpochTime": str(int(now.timestamp())),
             "aws:PrincipalArn": principal_arn(principal),
             "aws:PrincipalAccount": principal.account_id,
             "aws:RequestedRegion": self.scope.region,

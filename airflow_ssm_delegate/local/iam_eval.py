@@ -4,10 +4,10 @@ Scope: identity policies and trust policies of one account. An explicit ``Deny``
 statement wins, an ``Allow`` is needed otherwise (implicit deny). Supported: ``Action``/``NotAction``
 (case-insensitive, ``*``/``?`` wildcards), ``Resource``/``NotResource``, ``Principal``/``NotPrincipal``
 (``AWS``/``Service``/``*``) and the condition operators ``String*``, ``Arn*``, ``Bool``, ``Null``,
-``Numeric*`` with ``...IfExists`` and the ``ForAnyValue:``/``ForAllValues:`` set qualifiers.
-Policy variables (``${aws:username}``) are resolved in ``Resource`` and condition values.
-Not supported (documented limits): ``Date*`` and ``IpAddress``
-operators (a statement using one never applies), permissions boundaries, SCPs and resource policies.
+``Numeric*``, ``Date*``, ``IpAddress``/``NotIpAddress`` with ``...IfExists`` and the
+``ForAnyValue:``/``ForAllValues:`` set qualifiers. Policy variables (``${aws:username}``) are resolved in
+``Resource`` and condition values. Not supported (documented limits): ``Binary*`` operators (a statement
+using an unknown operator never applies), permissions boundaries, SCPs and resource-based policies.
 
 No library on PyPI evaluates a request against IAM policies with conditions (policyuniverse and
 policy-sentry parse and expand policies only), so this is a small module of its own.
@@ -16,10 +16,12 @@ policy-sentry parse and expand policies only), so this is a small module of its 
 from __future__ import annotations
 
 import enum
+import ipaddress
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
@@ -203,6 +205,8 @@ _NEGATED = {
     "ArnNotEquals",
     "ArnNotLike",
     "NumericNotEquals",
+    "DateNotEquals",
+    "NotIpAddress",
 }
 
 
@@ -232,6 +236,32 @@ def _numeric(compare: Any) -> Any:
     return check
 
 
+def _timestamp(text: str) -> float:
+    """A condition date: ISO 8601 (``2026-01-01T00:00:00Z``, ``2026-01-01``) or epoch seconds."""
+    try:
+        return float(text)
+    except ValueError:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _date(compare: Any) -> Any:
+    def check(expected: str, actual: str) -> bool:
+        try:
+            return bool(compare(_timestamp(actual), _timestamp(expected)))
+        except ValueError:
+            return False
+
+    return check
+
+
+def _ip_address(expected: str, actual: str) -> bool:
+    try:
+        return ipaddress.ip_address(actual) in ipaddress.ip_network(expected, strict=False)
+    except ValueError:
+        return False
+
+
 _MATCHERS: dict[str, Any] = {
     "StringEquals": _string_equals,
     "StringNotEquals": _string_equals,
@@ -250,6 +280,14 @@ _MATCHERS: dict[str, Any] = {
     "NumericLessThanEquals": _numeric(lambda a, e: a <= e),
     "NumericGreaterThan": _numeric(lambda a, e: a > e),
     "NumericGreaterThanEquals": _numeric(lambda a, e: a >= e),
+    "DateEquals": _date(lambda a, e: a == e),
+    "DateNotEquals": _date(lambda a, e: a == e),
+    "DateLessThan": _date(lambda a, e: a < e),
+    "DateLessThanEquals": _date(lambda a, e: a <= e),
+    "DateGreaterThan": _date(lambda a, e: a > e),
+    "DateGreaterThanEquals": _date(lambda a, e: a >= e),
+    "IpAddress": _ip_address,
+    "NotIpAddress": _ip_address,
 }
 
 

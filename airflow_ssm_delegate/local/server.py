@@ -120,6 +120,7 @@ class LocalAutomationServer:
             moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
 
             self.clock = SimulatedClock(self.time_scale)
+            self._policies.now = self.clock.now
             server = self._listen()
             try:
                 self._admin = _bootstrap_admin(self.account_id, self.region)
