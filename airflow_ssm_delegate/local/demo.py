@@ -360,6 +360,8 @@ def run_airflow_ui(args: argparse.Namespace, server: LocalAutomationServer) -> i
     workdir: Path = args.workdir.resolve()
     story = provision_on_server(server, workdir / "story")
     airflow = Airflow(workdir / "airflow", story, args.dags_folder, workdir / "logs")
+    # Task processes report to the api-server's execution API, which listens on --port.
+    airflow.env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://localhost:{args.port}/execution/"
     airflow.prepare()
     commands = {
         "api-server": ["api-server", "--port", str(args.port)],
@@ -370,6 +372,9 @@ def run_airflow_ui(args: argparse.Namespace, server: LocalAutomationServer) -> i
     processes = {name: airflow.start(*argv, log_name=f"{name}.log") for name, argv in commands.items()}
     print(f"Airflow UI: http://localhost:{args.port} (logs in {airflow.log_dir}); Ctrl-C stops everything")
     print(f"Local runtime: {server.endpoint_url}; operator {story.operator.arn}")
+    # Stop the services on SIGTERM as on Ctrl-C, and on Ctrl-C even if our parent ignored SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         while all(p.poll() is None for p in processes.values()):
             time.sleep(1)
