@@ -6,7 +6,8 @@
   the narrowest resource the step allows (an instance type list from the parameter's allowedValues, the
   tag keys the step writes), never an action wildcard.
 - ``operator_policy``: start exactly these runbooks (pinned versions when given), read them (the hook
-  checks a runbook before it starts it), watch and control their executions, pass only this role to SSM.
+  checks a runbook before it starts it), watch and control their executions (DescribeAutomationExecutions
+  only exists on ``"*"``), pass only this role to SSM.
 - ``author_policy``: create, update, version and share exactly these documents.
 
 Resource-level scoping follows the AWS Service Authorization Reference; calls that support no resource
@@ -302,6 +303,9 @@ def operator_policy(
                 ],
                 [scope.arn("ssm", "automation-execution/*")],
             ),
+            # No resource-level support on AWS: "*" is the only resource it takes. The provider's triggers
+            # use it to poll up to 10 executions per call (and fall back to Get without it).
+            _statement("PollExecutionsInBatches", ["ssm:DescribeAutomationExecutions"], ["*"]),
             _statement(
                 "PassTheServiceRoleToSsmOnly",
                 ["iam:PassRole"],

@@ -135,8 +135,23 @@ def _user(server: LocalAutomationServer, policy: dict[str, Any]) -> dict[str, st
     return {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
 
 
+def watch(ssm: Any, execution_id: str) -> dict[str, Any]:
+    """Poll as the provider's trigger does (DescribeAutomationExecutions), then read the result (Get)."""
+    for _ in range(600):
+        found = ssm.describe_automation_executions(Filters=[{"Key": "ExecutionId", "Values": [execution_id]}])
+        (metadata,) = found["AutomationExecutionMetadataList"]
+        if metadata["AutomationExecutionStatus"] in TERMINAL_STATUSES:
+            break
+        time.sleep(0.05)
+    return dict(ssm.get_automation_execution(AutomationExecutionId=execution_id)["AutomationExecution"])
+
+
 def launch_story(server: LocalAutomationServer, key: str | None = None, index: int | None = None) -> str:
-    """Run the story with the generated policies (minus one statement); "Success" or what went wrong."""
+    """Run the story with the generated policies (minus one statement); "Success" or what went wrong.
+
+    The operator does what the provider does: read the runbook (the hook's policy check), start it, poll
+    its status in batches, read the result.
+    """
     role, document = unique("LaunchRole"), unique("Launch")
     policies = _without(policies_for([LAUNCH], role=role, names={str(LAUNCH): document}), key, index)
     iam = client_for(server, "iam")
@@ -164,13 +179,7 @@ def launch_story(server: LocalAutomationServer, key: str | None = None, index: i
                 "CostCenter": ["CC-2002"],
             },
         )["AutomationExecutionId"]
-        for _ in range(600):
-            execution = ssm.get_automation_execution(AutomationExecutionId=execution_id)[
-                "AutomationExecution"
-            ]
-            if execution["AutomationExecutionStatus"] in TERMINAL_STATUSES:
-                break
-            time.sleep(0.05)
+        execution = watch(ssm, execution_id)
     except ClientError as error:
         return f"{error.operation_name}: {error.response['Error']['Code']}"
     if execution["AutomationExecutionStatus"] != "Success":
