@@ -60,7 +60,7 @@ def lint_data(data: Any, lines: Mapping[Path, int], filename: str) -> list[Findi
     problems = structural_problems(data)
     if isinstance(data, Mapping):
         steps = lint_steps.steps_of(data)
-        for step in steps:
+        for step in [*steps, *lint_steps.loop_bodies(steps)]:
             problems.extend(lint_steps.action_problems(step))
             problems.extend(lint_inputs.input_value_problems(step))
         problems.extend(lint_steps.reachability_problems(steps))

@@ -24,34 +24,41 @@ AUTOMATION_VARIABLES = frozenset({"EXECUTION_ID"})
 class LintStep:
     """A step as lint sees it: only steps with a string name and action are checked semantically."""
 
-    index: int
+    path: Path  # ("mainSteps", 3), or inside an aws:loop ("mainSteps", 3, "inputs", "Steps", 0)
     name: str
     action: str
     inputs: Mapping[str, Any]
     raw: Mapping[str, Any]
 
-    @property
-    def path(self) -> Path:
-        return ("mainSteps", self.index)
 
-
-def steps_of(data: Mapping[str, Any]) -> list[LintStep]:
-    steps = data.get("mainSteps")
+def _lint_steps(items: Any, path: Path) -> list[LintStep]:
     result = []
-    for index, step in enumerate(steps if isinstance(steps, list) else []):
+    for index, step in enumerate(items if isinstance(items, list) else []):
         if (
             isinstance(step, Mapping)
             and isinstance(step.get("name"), str)
             and isinstance(step.get("action"), str)
         ):
             inputs = step.get("inputs")
-            result.append(
-                LintStep(
-                    index, step["name"], step["action"], inputs if isinstance(inputs, Mapping) else {}, step
-                )
-            )
-
+            inputs = inputs if isinstance(inputs, Mapping) else {}
+            result.append(LintStep((*path, index), step["name"], step["action"], inputs, step))
     return result
+
+
+def steps_of(data: Mapping[str, Any]) -> list[LintStep]:
+    """The runbook's mainSteps."""
+    return _lint_steps(data.get("mainSteps"), ("mainSteps",))
+
+
+def loop_bodies(steps: list[LintStep]) -> list[LintStep]:
+    """The steps inside aws:loop steps (``inputs.Steps``), recursively: their actions are checked too."""
+    inner = [
+        body
+        for step in steps
+        if step.action == "aws:loop"
+        for body in _lint_steps(step.inputs.get("Steps"), (*step.path, "inputs", "Steps"))
+    ]
+    return inner + loop_bodies(inner) if inner else []
 
 
 def action_problems(step: LintStep) -> Iterator[Problem]:
