@@ -32,3 +32,8 @@ def test_render_returns_a_copy():
     rendered = render(original, lambda _: "y")
     assert rendered == {"list": ["y"]}
     assert original == {"list": ["{{ x }}"]}
+
+
+def test_only_an_exact_reference_keeps_its_type():
+    assert render(" {{ ids }}", {"ids": ["a"]}.__getitem__) == ' ["a"]'
+    assert render("{{ids}}", {"ids": ["a"]}.__getitem__) == ["a"]

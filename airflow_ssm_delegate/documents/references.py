@@ -40,7 +40,7 @@ def render(value: Any, resolve: Callable[[str], Any]) -> Any:
     its text. Mapping keys are left as written.
     """
     if isinstance(value, str):
-        whole = REFERENCE.fullmatch(value.strip())
+        whole = REFERENCE.fullmatch(value)
         if whole:
             return resolve(whole.group(1))
         return REFERENCE.sub(lambda match: _as_text(resolve(match.group(1))), value)
