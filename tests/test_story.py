@@ -17,7 +17,7 @@ import yaml
 from botocore.exceptions import ClientError
 
 from airflow_ssm_delegate.documents.bundled import runbook_path
-from airflow_ssm_delegate.examples import EXAMPLES_DIR
+from airflow_ssm_delegate.examples import EXAMPLE_ACCOUNT, EXAMPLE_REGION, EXAMPLE_ROLE_NAME, EXAMPLES_DIR
 from airflow_ssm_delegate.local.story import (
     AIRFLOW_CONN_ID,
     STORY_RUNBOOKS,
@@ -118,7 +118,25 @@ def test_the_delegation_policy_pins_what_the_author_published(story: Story) -> N
 def test_the_example_policy_is_the_one_the_story_writes(story: Story, story_prefix: str) -> None:
     example = yaml.safe_load((EXAMPLES_DIR / "delegation-policy.yaml").read_text())
     written = yaml.safe_load(story.files.policy_file.read_text().replace(f"role/{story_prefix}", "role/"))
+    for name, entry in example["documents"].items():
+        # The pins of a first publication of the bundled runbook (other tests may publish more versions).
+        assert entry["version"] == "1"
+        assert entry["sha256"] == hashlib.sha256(runbook_path(name).read_bytes()).hexdigest()
+        written["documents"][name].update(version=entry["version"], sha256=entry["sha256"])
     assert written == example
+
+
+def test_the_example_iam_policies_are_what_the_iam_command_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    from airflow_ssm_delegate.cli import main as cli
+
+    command = [
+        "iam",
+        *(str(runbook_path(name)) for name in STORY_RUNBOOKS),
+        *("--role-name", EXAMPLE_ROLE_NAME, "--account", EXAMPLE_ACCOUNT, "--region", EXAMPLE_REGION),
+        *(arg for name in STORY_RUNBOOKS for arg in ("--pin", f"{name}=1")),
+    ]
+    assert cli(command) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads((EXAMPLES_DIR / "iam-policies.json").read_text())
 
 
 def test_airflow_files_carry_the_operator_identity_and_no_admin_secret(story: Story) -> None:

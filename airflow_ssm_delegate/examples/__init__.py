@@ -2,9 +2,10 @@
 
 - ``delegation-policy.yaml``: the administrator's delegation policy (the one ``make demo`` provisions).
 - ``iam-policies.json``: the personas' IAM policies, exactly what ``airflow-ssm-delegate iam
-  documents/runbooks/*.yaml --role-name SsmDelegateAutomationRole --account 123456789012 --region
-  us-east-1`` prints: service role trust + least-privilege policy, operator policy, author policy. The
-  story adds an explicit ``Deny ec2:*`` to the operator, so only runbooks can touch EC2.
+  documents/runbooks/*.yaml --role-name SsmDelegateAutomationRole --account 123456789012 --region us-east-1
+  --pin LaunchTaggedInstance=1 --pin LongRunningMaintenance=1`` prints: service role trust + least-privilege
+  policy, operator policy, author policy. The story adds an explicit ``Deny ec2:*`` to the operator, so
+  only runbooks can touch EC2.
 
 The settings below are shared by the example DAGs and every set-up that creates their Airflow pool
 (``make demo``/``make airflow``, docker-compose's ``airflow-init``, the end-to-end tests): no drift.
@@ -15,6 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 
 EXAMPLES_DIR = Path(__file__).parent
+EXAMPLE_ACCOUNT = "123456789012"
+EXAMPLE_REGION = "us-east-1"
+EXAMPLE_ROLE_NAME = "SsmDelegateAutomationRole"
 
 # Bounds the number of maintenance executions running at once across all DAG runs and backfills. The pool
 # counts deferred tasks (``include_deferred``): a deferred task holds no worker slot, so without that

@@ -34,6 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from airflow_ssm_delegate.documents.bundled import runbook_path
 from airflow_ssm_delegate.documents.publish import PublishError, publish_document
+from airflow_ssm_delegate.examples import EXAMPLE_ROLE_NAME
 from airflow_ssm_delegate.iam import generate_policies
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 STORY_RUNBOOKS = ("LaunchTaggedInstance", "LongRunningMaintenance")
 OPERATOR_USER = "airflow-operator"
 AUTHOR_USER = "runbook-author"
-SERVICE_ROLE = "SsmDelegateAutomationRole"
+SERVICE_ROLE = EXAMPLE_ROLE_NAME  # the example policies name it
 POLICY_FILE_NAME = "delegation-policy.yaml"
 CONNECTIONS_FILE_NAME = "connections.json"
 VARIABLES_FILE_NAME = "variables.json"
