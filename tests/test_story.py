@@ -194,3 +194,28 @@ def test_the_hook_launches_a_tagged_instance_as_the_operator(
         "Tags"
     ]
     assert {(t["Key"], t["Value"]) for t in tags} >= {("Owner", "alice"), ("CostCenter", "CC-3003")}
+
+
+def test_the_command_line_provisions_from_an_admin_credentials_file(
+    local_server: LocalAutomationServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What docker-compose's airflow-init runs against the ssm-delegate-local service."""
+    from airflow_ssm_delegate.local.story import main
+
+    credentials = tmp_path / "admin.json"
+    credentials.write_text(json.dumps(local_server.admin_credentials))
+    output = tmp_path / "out"
+    prefix = unique("cli") + "-"
+    argv = ["--endpoint-url", local_server.endpoint_url, "--admin-credentials-file", str(credentials)]
+    assert main([*argv, "--output-dir", str(output), "--name-prefix", prefix]) == 0
+    printed = capsys.readouterr().out
+    assert f"user/{prefix}airflow-operator (denied ec2:*)" in printed
+    assert {p.name for p in output.iterdir()} == {
+        "delegation-policy.yaml",
+        "connections.json",
+        "variables.json",
+        "airflow.env",
+    }
+    credentials.write_text(json.dumps({"aws_access_key_id": "x"}))
+    assert main([*argv, "--output-dir", str(output)]) == 1
+    assert "lacks aws_secret_access_key" in capsys.readouterr().err

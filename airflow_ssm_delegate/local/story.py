@@ -343,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--output-dir", required=True, type=Path, help="where the policy and connection go")
     parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--name-prefix", default="", help="prefix of the IAM user and role names")
     return parser
 
 
@@ -365,6 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _read_admin_credentials(args.admin_credentials_file),
             args.output_dir,
             region=args.region,
+            name_prefix=args.name_prefix,
         )
     except StoryError as error:
         print(f"error: {error}", file=sys.stderr)
