@@ -111,6 +111,16 @@ class AdminAccess:
 
 
 @dataclass(frozen=True)
+class StoryFiles:
+    """What provisioning writes for Airflow (``airflow connections import`` / ``variables import``)."""
+
+    policy_file: Path
+    connections_file: Path
+    variables_file: Path
+    env_file: Path
+
+
+@dataclass(frozen=True)
 class Story:
     """Everything provisioned, for the demo's report, docker-compose and the end-to-end tests."""
 
@@ -122,7 +132,7 @@ class Story:
     runbooks: Mapping[str, PublishedRunbook]
     maintenance_instance_id: str
     files: StoryFiles
-    # The environment Airflow needs: AIRFLOW_CONN_AWS_DEFAULT (operator keys), the policy file, the variable.
+    # The environment Airflow needs: AIRFLOW_CONN_AWS_DEFAULT (operator keys), the policy file, the variables.
     airflow_env: Mapping[str, str] = field(repr=False)
 
     @property
@@ -197,16 +207,6 @@ def airflow_connection(endpoint_url: str, region: str, operator: Persona) -> dic
     }
 
 
-@dataclass(frozen=True)
-class StoryFiles:
-    """What provisioning writes for Airflow (``airflow connections import`` / ``variables import``)."""
-
-    policy_file: Path
-    connections_file: Path
-    variables_file: Path
-    env_file: Path
-
-
 def _write_files(
     output_dir: Path,
     policy: Mapping[str, Any],
@@ -250,8 +250,9 @@ def provision_story(
     ``name_prefix`` goes in front of the IAM user and role names, so several stories can share one runtime
     (tests do; the runbooks are published once and re-publishing unchanged content makes no new version).
 
-    Writes the delegation policy, ``connections.json`` (for ``airflow connections import``) and
-    ``airflow.env``; the last two hold the operator's secret key and are created mode 0600.
+    Writes the delegation policy, ``connections.json`` and ``variables.json`` (for ``airflow connections
+    import`` / ``airflow variables import``) and ``airflow.env`` (the same as environment variables, for
+    ``set -a; . airflow.env``). The connection and env files hold the operator's secret key: mode 0600.
     """
     admin = AdminAccess(
         endpoint_url,
