@@ -134,11 +134,11 @@ class CallCounter:
             hook.conn.meta.events.register("before-send.ssm", self)
             return hook
 
-        ConnectionSettings.build_hook = build  # type: ignore[method-assign]
+        ConnectionSettings.build_hook = build  # type: ignore[method-assign,assignment]
         try:
             yield self
         finally:
-            ConnectionSettings.build_hook = original  # type: ignore[method-assign]
+            ConnectionSettings.build_hook = original  # type: ignore[method-assign,assignment]
 
 
 def answer_pause_late(server: LocalAutomationServer, execution_id: str, stop: threading.Event) -> None:
