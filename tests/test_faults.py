@@ -1,7 +1,8 @@
-"""Faults injected against the local Automation runtime, through the real operator, trigger and hook.
+"""The operator and trigger on the local Automation runtime (real hook, real policy checks): in health, then
+with faults injected.
 
-Covered here (no Airflow processes needed): a worker killed mid-execution then retried 20 times, 30 % of
-API calls throttled, the endpoint unreachable for a while, malformed responses. The process-level ones
+Faults covered here (no Airflow processes needed): a worker killed mid-execution then retried 20 times,
+30 % of API calls throttled, the endpoint unreachable for a while, malformed responses. The process-level ones
 (triggerer restart, clear while deferred) live with the end-to-end tests.
 """
 
@@ -326,3 +327,126 @@ def test_response_without_a_status_is_a_clear_error(
     (event,) = asyncio.run(watch_all([execution_id], step_aware=False))
     assert event["status"] == "error"
     assert "no AutomationExecutionStatus" in event["message"]
+
+
+# -- in health ------------------------------------------------------------------------------------
+
+
+LAUNCH = {
+    "name": "launch",
+    "action": "aws:runInstances",
+    "inputs": {
+        "ImageId": "ami-12c6146b",
+        "InstanceType": "t3.micro",
+        "MinInstanceCount": 1,
+        "MaxInstanceCount": 1,
+    },
+}
+
+
+def with_outputs(content: str) -> str:
+    document = json.loads(content)
+    document["outputs"] = ["launch.InstanceIds"]
+    return json.dumps(document)
+
+
+def test_blocking_run_returns_the_runbook_outputs(
+    local_server: LocalAutomationServer,
+    aws_conn_env: Any,
+    role: str,
+    publish: Callable[[str], str],
+    fast_time: Any,
+) -> None:
+    document = publish(with_outputs(runbook(LAUNCH)))
+    operator = start_operator(document, role, "m")
+    operator.deferrable = False
+    result = operator.execute(context(FakeTaskInstance(run_id=unique("run"))))
+    assert result["status"] == "Success"
+    (instance_id,) = result["outputs"]["launch.InstanceIds"]
+    reservations = client_for(local_server, "ec2").describe_instances(InstanceIds=[instance_id])[
+        "Reservations"
+    ]
+    assert reservations[0]["Instances"][0]["State"]["Name"] == "running"
+
+
+def test_deferred_run_resumes_with_the_outputs(
+    aws_conn_env: Any, role: str, publish: Callable[[str], str], fast_time: Any
+) -> None:
+    document = publish(
+        with_outputs(
+            runbook(LAUNCH, {"name": "window", "action": "aws:sleep", "inputs": {"Duration": "PT20M"}})
+        )
+    )
+    ti = FakeTaskInstance(run_id=unique("run"))
+    with pytest.raises(TaskDeferred) as deferred:
+        start_operator(document, role, "m").execute(context(ti))
+    _, kwargs = deferred.value.trigger.serialize()
+    event = asyncio.run(watch_all_from_kwargs(kwargs))  # as the triggerer rebuilds it
+    result = start_operator(document, role, "m").execute_complete(context(ti), event)
+    assert result["status"] == "Success"
+    assert result["outputs"]["launch.InstanceIds"][0].startswith("i-")
+
+
+def test_trigger_on_kill_cancels_and_the_runbook_cleans_up(
+    local_server: LocalAutomationServer,
+    aws_conn_env: Any,
+    role: str,
+    publish: Callable[[str], str],
+    fast_time: Any,
+) -> None:
+    window = {
+        "name": "window",
+        "action": "aws:sleep",
+        "inputs": {"Duration": "PT6H"},
+        "onCancel": "step:cleanup",
+    }
+    cleanup = {
+        "name": "cleanup",
+        "action": "aws:changeInstanceState",
+        "inputs": {"InstanceIds": "{{ launch.InstanceIds }}", "DesiredState": "terminated"},
+        "isEnd": True,
+    }
+    document = publish(runbook(LAUNCH, window, cleanup))
+    with pytest.raises(TaskDeferred) as deferred:
+        start_operator(document, role, "m").execute(context(FakeTaskInstance(run_id=unique("run"))))
+    _, kwargs = deferred.value.trigger.serialize()
+    execution_id = kwargs["execution_id"]
+    ssm = client_for(local_server, "ssm")
+
+    async def kill_while_sleeping() -> None:
+        while (
+            ssm.get_automation_execution(AutomationExecutionId=execution_id)["AutomationExecution"].get(
+                "CurrentStepName"
+            )
+            != "window"
+        ):
+            await asyncio.sleep(0.01)
+        await SsmAutomationExecutionTrigger(**kwargs).on_kill()
+
+    asyncio.run(kill_while_sleeping())
+    for _ in range(500):
+        execution = ssm.get_automation_execution(AutomationExecutionId=execution_id)["AutomationExecution"]
+        if execution["AutomationExecutionStatus"] not in ("InProgress", "Cancelling", "Pending"):
+            break
+        asyncio.run(asyncio.sleep(0.01))
+    assert execution["AutomationExecutionStatus"] == "Cancelled"
+    steps = {step["StepName"]: step["StepStatus"] for step in execution["StepExecutions"]}
+    assert steps.get("cleanup") == "Success"
+
+
+def test_a_failed_step_fails_the_task_with_its_reason(
+    aws_conn_env: Any, new_role: Callable[..., str], publish: Callable[[str], str], fast_time: Any
+) -> None:
+    weak_role = new_role([SSM_TRUST], [], prefix="weak-role")  # may not run instances
+    document = publish(runbook(LAUNCH))
+    operator = start_operator(document, weak_role, "m")
+    operator.deferrable = False
+    with pytest.raises(AirflowException, match=r"step 'launch' \(aws:runInstances\) Failed: .*RunInstances"):
+        operator.execute(context(FakeTaskInstance(run_id=unique("run"))))
+
+
+async def watch_all_from_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Rebuild the trigger from its serialized kwargs, as the triggerer does, and wait for its event."""
+    async for event in SsmAutomationExecutionTrigger(**kwargs).run():
+        return event.payload
+    raise AssertionError("no event")
