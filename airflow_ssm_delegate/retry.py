@@ -45,6 +45,10 @@ TRANSIENT_ERROR_CODES: frozenset[str] = frozenset(
     }
 )
 START_LIMIT_ERROR_CODE = "AutomationExecutionLimitExceededException"
+# Stopping an execution that already ended (or is gone) is not an error for a cancel-on-kill.
+ALREADY_ENDED_CODES = frozenset(
+    {"InvalidAutomationStatusUpdateException", "AutomationExecutionNotFoundException"}
+)
 
 _TRANSIENT_EXCEPTIONS = (
     EndpointConnectionError,

@@ -45,9 +45,6 @@ log = logging.getLogger(__name__)
 EXECUTION_ID_XCOM_KEY = "execution_id"
 SIGNAL_TYPES = ("Approve", "Reject", "StartStep", "StopStep", "Resume", "Revoke")
 STOP_TYPES = ("Cancel", "Complete")
-ALREADY_ENDED_CODES = frozenset(
-    {"InvalidAutomationStatusUpdateException", "AutomationExecutionNotFoundException"}
-)
 
 
 def default_deferrable() -> bool:
@@ -395,6 +392,8 @@ class SsmStartAutomationExecutionOperator(_AutomationOperator):
         try:
             self.hook.stop_automation_execution(self.execution_id, "Cancel")
         except Exception as exc:
+            from airflow_ssm_delegate.retry import ALREADY_ENDED_CODES
+
             if _error_code(exc) not in ALREADY_ENDED_CODES:
                 raise
         self.log.info("Cancelled automation execution %s because the task was killed.", self.execution_id)

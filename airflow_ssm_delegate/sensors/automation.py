@@ -14,7 +14,7 @@ from airflow_ssm_delegate.operators.automation import (
     default_deferrable,
     execution_result,
 )
-from airflow_ssm_delegate.polling import DEFAULT_MAX_POLL_INTERVAL, read_execution
+from airflow_ssm_delegate.polling import DEFAULT_MAX_POLL_INTERVAL, read_execution, sleep_blocking
 from airflow_ssm_delegate.status import SUCCESS_STATUSES, TERMINAL_STATUSES
 
 if TYPE_CHECKING:
@@ -71,7 +71,12 @@ class SsmAutomationExecutionSensor(SsmAutomationHookMixin, BaseSensorOperator):
         )
 
     def poke(self, context: Context) -> bool:
-        execution = read_execution(self.hook.get_automation_execution, self.execution_id)
+        from airflow_ssm_delegate.retry import call_with_backoff
+
+        execution = call_with_backoff(
+            lambda: read_execution(self.hook.get_automation_execution, self.execution_id),
+            sleep=sleep_blocking,
+        )
         status = str(execution.get("AutomationExecutionStatus"))
         self.log.info("Automation execution %s is %s", self.execution_id, status)
         if status in SUCCESS_STATUSES:

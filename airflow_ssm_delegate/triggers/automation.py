@@ -13,6 +13,7 @@ it also runs on every triggerer restart, where cancelling would kill healthy lon
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ from airflow_ssm_delegate.polling import (
     current_clock,
     execution_status,
 )
-from airflow_ssm_delegate.retry import error_code
+from airflow_ssm_delegate.retry import ALREADY_ENDED_CODES, error_code
 from airflow_ssm_delegate.status import SUCCESS_STATUSES, TERMINAL_STATUSES
 from airflow_ssm_delegate.triggers.poller import due_in, get_poller
 
@@ -38,9 +39,7 @@ log = logging.getLogger(__name__)
 EVENT_SUCCESS = "success"
 EVENT_FAILURE = "failure"
 EVENT_ERROR = "error"
-ALREADY_ENDED_CODES = frozenset(
-    {"InvalidAutomationStatusUpdateException", "AutomationExecutionNotFoundException"}
-)
+ON_KILL_TIMEOUT_S = 30.0
 
 
 class SsmAutomationExecutionTrigger(BaseTrigger):
@@ -136,7 +135,11 @@ class SsmAutomationExecutionTrigger(BaseTrigger):
             return
         poller = get_poller(self.connection)
         try:
-            await poller.call("stop_automation_execution", self.execution_id, "Cancel")
+            # Airflow gives on_kill a bounded time; ours is shorter, so a slow AWS cannot eat it all.
+            await asyncio.wait_for(
+                poller.call("stop_automation_execution", self.execution_id, "Cancel"),
+                timeout=ON_KILL_TIMEOUT_S,
+            )
         except Exception as exc:
             if error_code(exc) in ALREADY_ENDED_CODES:
                 log.info("Execution %s had already ended; nothing to cancel.", self.execution_id)
