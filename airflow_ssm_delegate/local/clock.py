@@ -7,6 +7,7 @@ the runtime runs on a clock that advances ``time_scale`` simulated seconds per w
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -20,14 +21,19 @@ class SimulatedClock:
 
     def __init__(self, time_scale: float = 1.0) -> None:
         self._lock = threading.Lock()
-        self._check_scale(time_scale)
+        self.check_scale(time_scale)
         self._scale = float(time_scale)
         self._anchor_wall = time.monotonic()
         self._anchor_sim = datetime.now(timezone.utc)
 
     @staticmethod
-    def _check_scale(time_scale: float) -> None:
-        if not time_scale > 0:
+    def check_scale(time_scale: float) -> None:
+        """Raise ValueError unless ``time_scale`` is a usable speed."""
+        if (
+            isinstance(time_scale, bool)
+            or not isinstance(time_scale, int | float)
+            or not (0 < time_scale < math.inf)
+        ):
             raise ValueError(
                 f"time_scale must be a positive number of simulated seconds per second, got {time_scale!r}"
             )
@@ -38,7 +44,7 @@ class SimulatedClock:
 
     @time_scale.setter
     def time_scale(self, value: float) -> None:
-        self._check_scale(value)
+        self.check_scale(value)
         with self._lock:
             self._anchor_sim = self._now_locked()
             self._anchor_wall = time.monotonic()

@@ -4,6 +4,9 @@ moto's own IAM check stays off (it checks EC2/SSM against ``*``, ignores conditi
 gateway authenticates and authorises first, then either answers the Automation actions itself or hands
 the untouched request to moto's dispatcher. Any failure inside the gateway is answered as the service's
 ``InternalServerError`` and logged; the server keeps serving.
+
+Every response, moto's and errors included, carries the simulated clock (``airflow_ssm_delegate.simclock``
+headers), so clients such as the provider's poller plan on the runtime's time with no configuration.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from airflow_ssm_delegate.local.wire import (
     refusal,
     unknown_operation,
 )
+from airflow_ssm_delegate.simclock import SIM_TIME_HEADER, TIME_SCALE_HEADER
 
 if TYPE_CHECKING:
+    from airflow_ssm_delegate.local.clock import SimulatedClock
     from airflow_ssm_delegate.local.identity import Caller
 
 log = logging.getLogger(__name__)
@@ -35,12 +40,20 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 class Gateway:
     """WSGI middleware in front of moto's ``DomainDispatcherApplication``."""
 
-    def __init__(self, moto_app: WsgiApp, guard: RequestGuard, api: AutomationApi | None) -> None:
+    def __init__(
+        self,
+        moto_app: WsgiApp,
+        guard: RequestGuard,
+        api: AutomationApi | None,
+        clock: SimulatedClock | None = None,
+    ) -> None:
         self.moto_app = moto_app
         self.guard = guard
         self.api = api
+        self.clock = clock  # reported on every response once the server has one
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        start_response = self._with_clock_headers(start_response)
         try:
             response = self._answer(environ)
         except Exception:
@@ -55,6 +68,21 @@ class Gateway:
             f"{status} {_REASONS.get(status, 'Error')}", [*headers, ("Content-Length", str(len(body)))]
         )
         return [body]
+
+    def _with_clock_headers(self, start_response: Callable[..., Any]) -> Callable[..., Any]:
+        """``start_response`` adding the simulated clock, read when the response starts."""
+        clock = self.clock
+        if clock is None:
+            return start_response
+
+        def start_with_clock(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            clock_headers = [
+                (SIM_TIME_HEADER, repr(clock.now().timestamp())),
+                (TIME_SCALE_HEADER, repr(float(clock.time_scale))),
+            ]
+            return start_response(status, [*headers, *clock_headers], *exc_info)
+
+        return start_with_clock
 
     def _answer(self, environ: dict[str, Any]) -> Response | None:
         """The gateway's own response, or None to let moto answer."""

@@ -61,7 +61,8 @@ class LocalAutomationServer:
     ) -> None:
         self.host = host
         self.port = port
-        self.time_scale = time_scale
+        SimulatedClock.check_scale(time_scale)
+        self._time_scale = float(time_scale)
         self._policies = PolicyEngine(Scope(self.region, self.account_id), enforce_iam)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -83,6 +84,18 @@ class LocalAutomationServer:
     @enforce_iam.setter
     def enforce_iam(self, value: bool) -> None:
         self._policies.enforce = value
+
+    @property
+    def time_scale(self) -> float:
+        """Simulated seconds per wall second; settable while running (clients see it on the next response)."""
+        return self.clock.time_scale if self.clock is not None else self._time_scale
+
+    @time_scale.setter
+    def time_scale(self, value: float) -> None:
+        SimulatedClock.check_scale(value)
+        self._time_scale = float(value)
+        if self.clock is not None:
+            self.clock.time_scale = value
 
     @property
     def endpoint_url(self) -> str:
@@ -119,7 +132,8 @@ class LocalAutomationServer:
             # turn it on behind our back.
             moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
 
-            self.clock = SimulatedClock(self.time_scale)
+            self.clock = SimulatedClock(self._time_scale)
+            self._gateway.clock = self.clock
             self._policies.now = self.clock.now
             server = self._listen()
             try:
