@@ -34,6 +34,8 @@ NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
 # adjust every task of a deployment without touching DAG files. Airflow's processes run on the wall clock
 # while the local runtime runs on a simulated one (an hour of runbook time in a second or two), so the
 # example DAGs' production cadence (30 s status checks, 30 s approval pokes) would only add idle minutes.
+# The example maintenance DAG's approval sensor pokes every 5 s here, so its runtime's time scale must leave
+# the runbook's 24 h approval timeout well above that (1800: 48 s).
 FAST_POLLING_LOCAL_SETTINGS = '''
 """E2E deployment settings: poll the fast simulated runtime every second or two (see tests/e2e/support.py)."""
 
@@ -52,7 +54,9 @@ def task_policy(task):
         task.max_poll_interval = MAX_POLL_INTERVAL
         task.schedule = PollSchedule(waiter_delay=WAITER_DELAY, max_poll_interval=MAX_POLL_INTERVAL)
     elif isinstance(task, BaseSensorOperator):
-        task.poke_interval = 1
+        # Not shorter: a reschedule-mode poke re-queued before the scheduler has seen the previous poke's
+        # worker exit is failed by Airflow 3.3.2 as a "state mismatch" (same race as apache/airflow#72716).
+        task.poke_interval = 5
 '''
 
 
