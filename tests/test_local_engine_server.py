@@ -69,6 +69,10 @@ class Runtime:
         )
         return name
 
+    def arn_of(self, creds: dict[str, str]) -> str:
+        """The ARN the runtime sees for these credentials (e.g. to name them among Approvers)."""
+        return str(self.client("sts", creds).get_caller_identity()["Arn"])
+
     def ami(self) -> str:
         images = self.client("ec2").describe_images()["Images"]
         return str(next(i["ImageId"] for i in images if len(i["ImageId"]) in (12, 21)))
@@ -248,6 +252,7 @@ def test_every_action_runs_through_the_server_under_a_role(
         prefix="all-actions-role",
     )
     operator = rt.new_user(operator_statements(role_arn), prefix="operator")
+    operator_arn = rt.arn_of(operator)  # the one who answers the approval
     instance = {"Service": "ec2", "Api": "DescribeInstances", "InstanceIds": "{{ Launch.InstanceIds }}"}
     state = "$.Reservations[0].Instances[0].State.Name"
     content = yaml.safe_dump(
@@ -298,7 +303,7 @@ def test_every_action_runs_through_the_server_under_a_role(
                     },
                 },
                 {"name": "Hold", "action": "aws:pause", "inputs": {}},
-                {"name": "Approve", "action": "aws:approve", "inputs": {"Approvers": ["someone"]}},
+                {"name": "Approve", "action": "aws:approve", "inputs": {"Approvers": [operator_arn]}},
                 {
                     "name": "Command",
                     "action": "aws:runCommand",
@@ -396,7 +401,7 @@ def start_maintenance(rt: Runtime) -> tuple[Any, str, str]:
     parameters = {
         "AutomationAssumeRole": [role_arn],
         "InstanceId": [instance_id],
-        "Approvers": ["maintainer"],
+        "Approvers": [rt.arn_of(operator).rsplit("/", 1)[-1]],  # by user name: the operator approves
     }
     execution_id = ssm.start_automation_execution(DocumentName=document, Parameters=parameters)[
         "AutomationExecutionId"

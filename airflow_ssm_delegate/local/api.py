@@ -219,7 +219,10 @@ class AutomationApi:
         return {}
 
     def _signal(self, body: dict[str, Any], caller: Caller) -> dict[str, Any]:
-        self.engine.signal(body["AutomationExecutionId"], body["SignalType"], body.get("Payload"))
+        # the caller lets aws:approve refuse a decision from anyone not among the step's Approvers
+        self.engine.signal(
+            body["AutomationExecutionId"], body["SignalType"], body.get("Payload"), caller=caller
+        )
         return {}
 
 

@@ -74,10 +74,46 @@ def pause(ctx: StepContext) -> Outcome:
     return WaitForSignal(frozenset({"Resume"}), lambda _ctx, _signal: Done())
 
 
-def _is_approver(sender: str, approvers: list[str]) -> bool:
-    """An approver entry may be a user/role name or ARN; an assumed-role session matches its role."""
-    sender_parts = set(sender.split("/")[1:])
-    return any(sender == a or a.split("/")[-1] in sender_parts or sender.endswith(f"/{a}") for a in approvers)
+def _principal(arn: str) -> tuple[str, str, str] | None:
+    """(account, "user"|"role", name) of a user, role or assumed-role session ARN; None otherwise."""
+    parts = arn.split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn":
+        return None
+    kind, _, path = parts[5].partition("/")
+    if kind in ("user", "role") and path:
+        return parts[4], kind, path.rsplit("/", 1)[-1]  # the path before the name does not matter
+    if kind == "assumed-role" and path:
+        return parts[4], "role", path.split("/", 1)[0]  # a session acts for its role
+    return None
+
+
+def _approver_key(sender: str) -> str:
+    """One key (an IAM ARN) per principal, so two sessions of one role count as one approval."""
+    who = _principal(sender)
+    return f"arn:aws:iam::{who[0]}:{who[1]}/{who[2]}" if who else sender
+
+
+def is_approver(sender: str, approvers: list[str]) -> bool:
+    """Whether ``sender`` (the caller's ARN) is one of an aws:approve step's ``Approvers``.
+
+    AWS accepts "user name, user ARN, IAM role ARN, or IAM assume role ARN". A user ARN matches that
+    user, a role ARN any session of that role, an assumed-role ARN that one session; a bare name
+    matches a user (or, leniently, a role) of that name. Matching is by account, kind and name, never
+    by the session name, which whoever assumes the role chooses freely.
+    """
+    who = _principal(sender)
+    if who is None:  # the account root or an unidentified caller is no named approver
+        return False
+    for approver in approvers:
+        if not approver.startswith("arn:"):
+            if approver == who[2]:
+                return True
+        elif ":assumed-role/" in approver:
+            if approver == sender:
+                return True
+        elif _principal(approver) == who:
+            return True
+    return False
 
 
 def approve(ctx: StepContext) -> Outcome:
@@ -96,12 +132,12 @@ def approve(ctx: StepContext) -> Outcome:
     decisions: dict[str, str] = {}
 
     def accepts(signal: Signal) -> str | None:
-        if signal.sender and not _is_approver(signal.sender, approvers):
+        if signal.sender and not is_approver(signal.sender, approvers):
             return f"{signal.sender} is not one of the step's Approvers ({', '.join(approvers)})."
         return None
 
     def on_signal(_ctx: StepContext, signal: Signal) -> Outcome:
-        who = signal.sender or f"approver-{len(decisions) + 1}"
+        who = _approver_key(signal.sender) if signal.sender else f"approver-{len(decisions) + 1}"
         if signal.type == "Reject":
             decisions[who] = "Rejected"
             comment = signal.first("Comment")
