@@ -165,19 +165,31 @@ def test_unsupported_action_is_refused_at_start_naming_it(h: Harness) -> None:
         h.run(runbook(sleep("Wait"), step("Script", "aws:executeScript", inputs={"Runtime": "python3.11"})))
     assert refused.value.code == "InvalidDocumentContent"
     assert "aws:executeScript (step Script)" in refused.value.message
-    assert h.authorizer.starts == []
+    # IAM comes first (on the requested version), the content check next; nothing asked with a role
+    assert [start[2:] for start in h.authorizer.starts] == [("$DEFAULT", None)]
+    assert h.engine.describe([], None, None)[0] == []
 
 
 def test_refused_authorization_starts_nothing(h: Harness) -> None:
-    h.authorizer.refuse_start = "not allowed to pass the role"
+    h.authorizer.refuse_start = "not allowed to start it"
     with pytest.raises(AutomationApiError) as refused:
         h.run(
             runbook(sleep("Wait"), assumeRole="{{ AutomationAssumeRole }}", parameters=ROLE_PARAMETER),
             {"AutomationAssumeRole": ROLE_ARN},
         )
     assert refused.value.code == "AccessDeniedException"
-    assert h.authorizer.starts[-1][3] == ROLE_ARN
+    # refused on the requested $DEFAULT, then on the version it resolves to: before the parameters
+    assert [start[2:] for start in h.authorizer.starts] == [("$DEFAULT", None), ("1", None)]
     assert h.engine.describe([], None, None)[0] == []
+
+
+def test_the_start_is_authorised_first_on_the_request_then_with_the_role(h: Harness) -> None:
+    h.run(
+        runbook(sleep("Wait"), assumeRole="{{ AutomationAssumeRole }}", parameters=ROLE_PARAMETER),
+        {"AutomationAssumeRole": ROLE_ARN},
+        DocumentVersion="1",
+    )
+    assert [start[2:] for start in h.authorizer.starts] == [("1", None), ("1", ROLE_ARN)]
 
 
 def test_client_token_makes_start_idempotent(h: Harness) -> None:

@@ -32,7 +32,7 @@ LAUNCH_AND_TAG = ["ec2:RunInstances", "ec2:DescribeInstances", "ec2:DescribeInst
 
 
 def allow(actions: list[str] | str, resource: str = "*", **condition: Any) -> dict[str, Any]:
-    statement = {"Effect": "Allow", "Action": actions, "Resource": resource}
+    statement: dict[str, Any] = {"Effect": "Allow", "Action": actions, "Resource": resource}
     if condition:
         statement["Condition"] = condition
     return statement

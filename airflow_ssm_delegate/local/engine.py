@@ -67,6 +67,8 @@ MAX_TAGS = 5
 MIN_WALL_GAP = 0.02  # seconds between two polls of one step, whatever the clock's speed
 SIGNAL_TYPES = frozenset({"Approve", "Reject", "StartStep", "StopStep", "Resume", "Revoke"})
 STOP_TYPES = frozenset({"Cancel", "Complete"})
+#: DocumentVersion values that name no version number until the document is read.
+SYMBOLIC_VERSIONS = frozenset({"$DEFAULT", "$LATEST"})
 #: Request keys of StartAutomationExecution this runtime does not implement (rate control, multi-account,
 #: alarms, change calendars): refused by name rather than silently ignored.
 UNSUPPORTED_REQUEST_KEYS = frozenset(
@@ -314,7 +316,7 @@ class AutomationEngine:
             raise AutomationApiError("ValidationException", f"Mode {mode!r} must be Auto or Interactive.")
         tags = _checked_tags(request.get("Tags"))
         version = request.get("DocumentVersion")
-        document_name, document_version, runbook = self.load_document(name, version)
+        document_name, document_version, runbook = self._load_authorized(caller, name, version)
         _check_supported_actions(runbook)
         api_parameters = request.get("Parameters") or {}
         if not isinstance(api_parameters, dict):
@@ -331,6 +333,7 @@ class AutomationEngine:
                 f"Parameters must map each name to a list of strings: {error}",
             ) from None
         role_arn = _role_arn(runbook, values)
+        # the concrete version again, and iam:PassRole, which needs the role the parameters name
         self.authorizer.authorize_start(caller, document_name, document_version, role_arn)
         token = request.get("ClientToken")
         fingerprint = json.dumps(
@@ -370,6 +373,29 @@ class AutomationEngine:
                 self._tokens[str(token)] = (fingerprint, execution.id)
         self._scheduler.submit(lambda: self._begin(execution))
         return execution.id
+
+    def _load_authorized(self, caller: Caller, name: str, version: str | None) -> tuple[str, str, Runbook]:
+        """The runbook, read only once the caller may start it: IAM before content, as on AWS.
+
+        StartAutomationExecution is authorised on the requested name and version (``$DEFAULT`` when
+        none) before the document is read, so a caller who may not start it learns nothing about it:
+        not whether it exists, nor its versions, actions or parameter rules. A grant on the concrete
+        version a ``$DEFAULT``/``$LATEST`` request resolves to also allows it (that is what a version
+        pin grants); until that is known, any document error is reported as the first denial.
+        """
+        requested = version or "$DEFAULT"
+        try:
+            self.authorizer.authorize_start(caller, name, requested, None)
+        except AutomationApiError as denied:
+            if requested not in SYMBOLIC_VERSIONS:
+                raise
+            try:
+                loaded = self.load_document(name, version)
+            except AutomationApiError:
+                raise denied from None
+            self.authorizer.authorize_start(caller, loaded[0], loaded[1], None)
+            return loaded
+        return self.load_document(name, version)
 
     def _check_capacity(self) -> None:
         limit = self.max_running_executions
