@@ -14,24 +14,20 @@ duration, a Timestamp sleep cannot finish before its timestamp, everything else 
 
 What the bound cannot see: someone stopping the execution (StopAutomationExecution) or rejecting an
 approval from outside. Those are noticed within ``max_poll_interval`` (default one hour) — the cap.
-The schedule is pure (no I/O, time passed in), so it is tested directly. The process-wide clock at
-the end is what the watch loops read and sleep on: wall time, or the local runtime's simulated clock.
+Everything here is pure (no I/O, time passed in), so it is tested directly; ``clocks`` says what "now" is.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import heapq
 import json
 import math
-import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Protocol
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     from airflow_ssm_delegate.documents.model import Runbook, StepSpec
 
@@ -228,9 +224,15 @@ class PollSchedule:
                 f"waiter_delay ({self.waiter_delay})"
             )
 
-    def next_delay(self, lower_bound: float) -> float:
-        """Seconds until the next poll, given the time the execution cannot end before."""
-        return min(self.max_poll_interval, max(self.waiter_delay, lower_bound - self.clock_skew_margin))
+    def next_delay(self, lower_bound: float, settings_scale: float = 1.0) -> float:
+        """Clock seconds until the next poll, given the time (clock seconds) the execution cannot end before.
+
+        ``settings_scale`` converts ``waiter_delay``/``max_poll_interval`` into clock seconds: 1 when they
+        are meant in the clock's own units, the runtime's time scale when they are wall seconds on a
+        simulated clock (see ``clocks.ServerClock``).
+        """
+        floor, cap = self.waiter_delay * settings_scale, self.max_poll_interval * settings_scale
+        return min(cap, max(floor, lower_bound - self.clock_skew_margin))
 
 
 def current_step_record(
@@ -298,8 +300,9 @@ class ExecutionWatch:
         runbook: Runbook | None,
         now: datetime,
         step_executions: Iterable[Mapping[str, Any]] | None = None,
+        settings_scale: float = 1.0,
     ) -> float:
-        """Seconds to wait before the next poll, after observing ``metadata`` at ``now``."""
+        """Clock seconds to wait before the next poll, after observing ``metadata`` at ``now``."""
         step_name = metadata.get("CurrentStepName")
         if step_name != self._step_name:
             self._step_name = step_name
@@ -307,7 +310,7 @@ class ExecutionWatch:
         if step_executions is not None and step_name:
             self._step_record = current_step_record(step_executions, step_name)
         if not self.step_aware or runbook is None:
-            return self.schedule.waiter_delay
+            return self.schedule.waiter_delay * settings_scale
         record = self._step_record or {}
         bound = time_to_end_lower_bound(
             runbook,
@@ -316,52 +319,4 @@ class ExecutionWatch:
             current_step_started=_parse_time(record.get("ExecutionStartTime")),
             current_step_inputs=record.get("Inputs") or {},
         )
-        return self.schedule.next_delay(bound)
-
-
-class Clock(Protocol):
-    """Where "now" comes from and how long a wait of ``seconds`` takes in real (wall) seconds."""
-
-    def now(self) -> datetime: ...
-
-    def wall_seconds(self, sim_seconds: float) -> float: ...
-
-
-class WallClock:
-    """Real time."""
-
-    def now(self) -> datetime:
-        return datetime.now(timezone.utc)
-
-    def wall_seconds(self, sim_seconds: float) -> float:
-        return max(0.0, sim_seconds)
-
-
-class _ProcessClock:
-    """Holds the clock every trigger and poller of this process uses."""
-
-    current: Clock = WallClock()
-
-
-def current_clock() -> Clock:
-    return _ProcessClock.current
-
-
-@contextlib.contextmanager
-def use_clock(clock: Clock) -> Iterator[Clock]:
-    """Run triggers and pollers of this process on ``clock`` (e.g. the local runtime's simulated clock)."""
-    previous, _ProcessClock.current = _ProcessClock.current, clock
-    try:
-        yield clock
-    finally:
-        _ProcessClock.current = previous
-
-
-def sleep_blocking(seconds: float) -> None:
-    """Sleep ``seconds`` of the process clock's time in this thread (the worker's blocking wait)."""
-    time.sleep(current_clock().wall_seconds(seconds))
-
-
-async def sleep_async(seconds: float) -> None:
-    """Sleep ``seconds`` of the process clock's time without blocking the event loop."""
-    await asyncio.sleep(current_clock().wall_seconds(seconds))
+        return self.schedule.next_delay(bound, settings_scale)

@@ -21,8 +21,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from airflow_ssm_delegate.clocks import use_clock
 from airflow_ssm_delegate.local.server import LocalAutomationServer
-from airflow_ssm_delegate.polling import use_clock
 from airflow_ssm_delegate.triggers.automation import SsmAutomationExecutionTrigger
 from benchmarks.bench_watch import (
     CallCounter,

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
+from airflow_ssm_delegate.clocks import use_clock
 from airflow_ssm_delegate.connection import ConnectionSettings
 from airflow_ssm_delegate.local.server import LocalAutomationServer
-from airflow_ssm_delegate.polling import use_clock
 from airflow_ssm_delegate.triggers.automation import SsmAutomationExecutionTrigger
 
 if TYPE_CHECKING:

@@ -18,10 +18,10 @@ from airflow.sdk.exceptions import AirflowException, TaskDeferred
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 
+from airflow_ssm_delegate.clocks import use_clock
 from airflow_ssm_delegate.connection import ConnectionSettings
 from airflow_ssm_delegate.idempotency import STATE_STORE_KEY
 from airflow_ssm_delegate.operators.automation import SsmStartAutomationExecutionOperator
-from airflow_ssm_delegate.polling import use_clock
 from airflow_ssm_delegate.retry import Backoff
 from airflow_ssm_delegate.triggers import poller as poller_module
 from airflow_ssm_delegate.triggers.automation import SsmAutomationExecutionTrigger

@@ -8,6 +8,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
 from botocore.stub import ANY, Stubber
 
+from airflow_ssm_delegate.clocks import use_clock
 from airflow_ssm_delegate.idempotency import STATE_STORE_KEY, TaskIdentity, derive_client_token
 from airflow_ssm_delegate.links.automation import SsmAutomationExecutionLink
 from airflow_ssm_delegate.operators.automation import (
@@ -15,7 +16,6 @@ from airflow_ssm_delegate.operators.automation import (
     SsmStartAutomationExecutionOperator,
     SsmStopAutomationExecutionOperator,
 )
-from airflow_ssm_delegate.polling import use_clock
 from airflow_ssm_delegate.triggers.automation import SsmAutomationExecutionTrigger
 from tests.test_trigger import FastClock, new_id, stubbed_hook
 
@@ -361,3 +361,21 @@ def test_signal_operator(hook_and_stub: Any) -> None:
     )
     with pytest.raises(ValueError, match="needs payload"):
         start_step.execute(context())
+
+
+def test_rendering_masks_secret_looking_parameter_values() -> None:
+    from airflow.providers.common.compat.sdk import redact
+
+    op = SsmStartAutomationExecutionOperator(
+        task_id="launch", document_name="Launch", parameters={"DbPassword": "{{ 'hunter2-' ~ 'rendered' }}"}
+    )
+    op.render_template_fields(context())
+    assert op.parameters == {"DbPassword": "hunter2-rendered"}
+    assert "hunter2-rendered" not in str(redact("connect with hunter2-rendered"))
+
+
+def test_the_console_link_is_declared_for_the_ui() -> None:
+    assert any(
+        isinstance(link, SsmAutomationExecutionLink)
+        for link in SsmStartAutomationExecutionOperator.operator_extra_links
+    )

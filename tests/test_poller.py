@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_ssm_delegate.connection import ConnectionSettings
-from airflow_ssm_delegate.triggers.poller import BatchedPoller, due_in, get_poller
+from airflow_ssm_delegate.triggers.poller import BatchedPoller, get_poller
 from tests.test_trigger import FastClock, add_describe, metadata, new_id, stubbed_hook
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("clock")
 
 @pytest.fixture
 def clock() -> Iterator[FastClock]:
-    from airflow_ssm_delegate.polling import use_clock
+    from airflow_ssm_delegate.clocks import use_clock
 
     fast = FastClock()
     with use_clock(fast):
@@ -48,7 +48,7 @@ async def test_twelve_due_executions_take_two_calls(hook_and_stub: tuple[Any, St
     add_describe(stub, ids[:10], *(metadata(i, "InProgress") for i in ids[:10]))
     add_describe(stub, ids[10:], *(metadata(i, "Success") for i in ids[10:]))
     poller = BatchedPoller(lambda: hook)
-    due = due_in(0)
+    due = poller.due_in(0)
     results = await asyncio.gather(*(poller.status(i, due) for i in ids))
     assert [r["AutomationExecutionStatus"] for r in results] == ["InProgress"] * 10 + ["Success"] * 2
     assert poller.hook_calls == 2
@@ -59,8 +59,8 @@ async def test_not_yet_due_executions_ride_along(hook_and_stub: tuple[Any, Stubb
     due_now, later = new_id(), [new_id() for _ in range(3)]
     add_describe(stub, [due_now, *later], *(metadata(i, "InProgress") for i in [due_now, *later]))
     poller = BatchedPoller(lambda: hook)
-    waits = [poller.status(i, due_in(600)) for i in later]
-    results = await asyncio.gather(poller.status(due_now, due_in(0)), *waits)
+    waits = [poller.status(i, poller.due_in(600)) for i in later]
+    results = await asyncio.gather(poller.status(due_now, poller.due_in(0)), *waits)
     assert len(results) == 4
     assert poller.hook_calls == 1  # the three later ones were answered by the same call
 
@@ -82,11 +82,11 @@ async def test_refused_batching_falls_back_to_one_call_each(hook_and_stub: tuple
         "get_automation_execution", get_response(first, "Success"), {"AutomationExecutionId": first}
     )
     poller = BatchedPoller(lambda: hook)
-    now = due_in(0)
+    now = poller.due_in(0)
     one, two = await asyncio.gather(poller.status(first, now), poller.status(second, now))
     assert (one["AutomationExecutionStatus"], two["AutomationExecutionStatus"]) == ("InProgress", "Success")
     assert poller.batching_refused
-    again = await poller.status(first, due_in(30))
+    again = await poller.status(first, poller.due_in(30))
     assert again["AutomationExecutionStatus"] == "Success"
 
 
@@ -100,7 +100,7 @@ async def test_execution_missing_from_the_listing_is_fetched_alone(
         "get_automation_execution", "AutomationExecutionNotFoundException", f"{unknown} does not exist"
     )
     poller = BatchedPoller(lambda: hook)
-    now = due_in(0)
+    now = poller.due_in(0)
     results: list[Any] = await asyncio.gather(
         poller.status(known, now), poller.status(unknown, now), return_exceptions=True
     )
@@ -117,10 +117,10 @@ async def test_a_cancelled_waiter_is_skipped(hook_and_stub: tuple[Any, Stubber])
     gone, staying = new_id(), new_id()
     add_describe(stub, [staying], metadata(staying, "Success"))
     poller = BatchedPoller(lambda: hook)
-    abandoned = asyncio.ensure_future(poller.status(gone, due_in(60)))
+    abandoned = asyncio.ensure_future(poller.status(gone, poller.due_in(60)))
     await asyncio.sleep(0)
     abandoned.cancel()
-    result = await poller.status(staying, due_in(120))
+    result = await poller.status(staying, poller.due_in(120))
     assert result["AutomationExecutionStatus"] == "Success"
 
 
@@ -130,5 +130,6 @@ async def test_one_poller_per_connection_settings_and_loop() -> None:
     assert get_poller(default) is not get_poller(ConnectionSettings(aws_conn_id="b"))
 
 
-def test_due_in_reads_the_process_clock(clock: FastClock) -> None:
-    assert due_in(90) == clock.now() + timedelta(seconds=90)
+async def test_an_installed_clock_overrides_the_endpoint_clock(clock: FastClock) -> None:
+    poller = BatchedPoller(lambda: None)  # type: ignore[arg-type,return-value]
+    assert poller.due_in(90) == clock.now() + timedelta(seconds=90)

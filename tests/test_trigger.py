@@ -10,9 +10,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from airflow_ssm_delegate.clocks import use_clock
 from airflow_ssm_delegate.connection import ConnectionSettings
 from airflow_ssm_delegate.hooks.automation import SsmAutomationHook
-from airflow_ssm_delegate.polling import use_clock
 from airflow_ssm_delegate.triggers.automation import SsmAutomationExecutionTrigger
 
 if TYPE_CHECKING:
@@ -204,7 +204,10 @@ async def test_throttling_is_retried_without_failing(stub: Stubber, clock: FastC
 async def test_a_permanent_error_fires_an_error_event(stub: Stubber, clock: FastClock) -> None:
     execution_id = new_id()
     stub.add_client_error(
-        "describe_automation_executions", "AccessDeniedException", "not allowed", http_status_code=400
+        "describe_automation_executions", "AccessDeniedException", "no batch for you", http_status_code=400
+    )
+    stub.add_client_error(
+        "get_automation_execution", "AccessDeniedException", "not allowed", http_status_code=400
     )
     event = await first_event(SsmAutomationExecutionTrigger(execution_id, aws_conn_id=None, step_aware=False))
     assert event["status"] == "error"
@@ -247,3 +250,73 @@ async def test_restarted_trigger_reports_an_execution_that_ended_meanwhile(
     event = await first_event(SsmAutomationExecutionTrigger(**kwargs))
     assert event["status"] == "success"
     assert clock.now() == started
+
+
+async def test_step_aware_waits_follow_the_endpoint_clock(
+    stub: Stubber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No clock installed: the runtime's headers say simulated time runs 3600x, so a 2 h sleep is 2 wall s."""
+    from airflow_ssm_delegate.simclock import SIM_TIME_HEADER, TIME_SCALE_HEADER
+
+    execution_id = new_id()
+    start = datetime(2030, 1, 1, tzinfo=timezone.utc)
+
+    def at(moment: datetime, response: dict[str, Any]) -> dict[str, Any]:
+        headers = {SIM_TIME_HEADER: str(moment.timestamp()), TIME_SCALE_HEADER: "3600"}
+        return {**response, "ResponseMetadata": {"HTTPHeaders": headers, "HTTPStatusCode": 200}}
+
+    meta = {"DocumentName": "Maintenance", "DocumentVersion": "1"}
+    in_window = metadata(execution_id, "InProgress", "window", **meta)
+    describe = {"Filters": [{"Key": "ExecutionId", "Values": [execution_id]}]}
+    stub.add_response(
+        "describe_automation_executions",
+        at(start, {"AutomationExecutionMetadataList": [in_window]}),
+        describe,
+    )
+    stub.add_response(
+        "get_document",
+        at(start, {"Name": "Maintenance", "DocumentVersion": "1", "Content": SLEEP_RUNBOOK}),
+        {"Name": "Maintenance", "DocumentVersion": "1"},
+    )
+    stub.add_response(
+        "describe_document",
+        at(start, {"Document": {"Name": "Maintenance"}}),
+        {"Name": "Maintenance", "DocumentVersion": "1"},
+    )
+    step = {
+        "StepName": "window",
+        "Action": "aws:sleep",
+        "ExecutionStartTime": start,
+        "Inputs": {"Duration": '"PT2H"'},
+    }
+    stub.add_response(
+        "describe_automation_step_executions",
+        at(start, {"StepExecutions": [step]}),
+        {"AutomationExecutionId": execution_id},
+    )
+    done = metadata(execution_id, "Success", **meta)
+    stub.add_response(
+        "describe_automation_executions",
+        at(start + timedelta(hours=2), {"AutomationExecutionMetadataList": [done]}),
+        describe,
+    )
+    from airflow_ssm_delegate.clocks import ServerClock
+
+    waits: list[float] = []
+    real_wall_seconds = ServerClock.wall_seconds
+
+    def record(self: ServerClock, sim_seconds: float) -> float:
+        wall = real_wall_seconds(self, sim_seconds)
+        if wall >= 0.5:  # the leftovers of a finished wait are tiny
+            waits.append(round(wall, 1))
+        return wall
+
+    monkeypatch.setattr(ServerClock, "wall_seconds", record)
+    trigger = SsmAutomationExecutionTrigger(
+        execution_id, aws_conn_id=None, waiter_delay=1, max_poll_interval=600
+    )
+    event = await first_event(trigger)
+    assert event["status"] == "success"
+    # One wait of ~2 simulated hours = ~2 wall seconds at 3600x (not 2 wall hours, not waiter_delay polls).
+    assert len(waits) == 1
+    assert 1.9 <= waits[0] <= 2.0

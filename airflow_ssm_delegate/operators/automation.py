@@ -9,12 +9,14 @@ tags, secret masking) happen inside ``SsmAutomationHook.start_automation_executi
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException
 
+from airflow_ssm_delegate.clocks import sleep_blocking
 from airflow_ssm_delegate.connection import CONNECTION_TEMPLATE_FIELDS, SsmAutomationHookMixin
 from airflow_ssm_delegate.idempotency import (
     STATE_STORE_KEY,
@@ -22,19 +24,19 @@ from airflow_ssm_delegate.idempotency import (
     derive_client_token,
     replacement_token,
 )
+from airflow_ssm_delegate.links.automation import SsmAutomationExecutionLink
 from airflow_ssm_delegate.polling import (
     DEFAULT_MAX_POLL_INTERVAL,
     ExecutionWatch,
     PollSchedule,
-    current_clock,
     read_execution,
-    sleep_blocking,
 )
 from airflow_ssm_delegate.status import SUCCESS_STATUSES, TERMINAL_STATUSES
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    import jinja2
     from airflow.sdk import Context
 
     from airflow_ssm_delegate.documents.model import Runbook
@@ -150,6 +152,7 @@ class SsmStartAutomationExecutionOperator(_AutomationOperator):
         *CONNECTION_TEMPLATE_FIELDS,
     )
     template_fields_renderers = {"parameters": "json", "targets": "json", "tags": "json"}
+    operator_extra_links = (SsmAutomationExecutionLink(),)
     ui_color = "#f7c7a3"
 
     def __init__(
@@ -210,6 +213,13 @@ class SsmStartAutomationExecutionOperator(_AutomationOperator):
         self.target_locations = target_locations
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.execution_id: str | None = None
+
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        """Render, then mask secret parameter values (rendered fields reach the API server before execute)."""
+        super().render_template_fields(context, jinja_env)
+        from airflow_ssm_delegate.masking import mask_task_parameters
+
+        mask_task_parameters(self.document_name, self.parameters)
 
     @property
     def max_wait_seconds(self) -> float | None:
@@ -326,8 +336,6 @@ class SsmStartAutomationExecutionOperator(_AutomationOperator):
         return execution_id
 
     def _persist_link(self, context: Context, execution_id: str) -> None:
-        from airflow_ssm_delegate.links.automation import SsmAutomationExecutionLink
-
         SsmAutomationExecutionLink.persist(
             context=context,
             operator=self,
@@ -340,12 +348,14 @@ class SsmStartAutomationExecutionOperator(_AutomationOperator):
 
     def _wait(self, execution_id: str) -> None:
         """Poll until the execution ends (step-aware, transient errors absorbed), in this worker."""
+        from airflow_ssm_delegate.clocks import ServerClock, clock_or, settings_scale
         from airflow_ssm_delegate.retry import call_with_backoff
 
-        clock = current_clock()
+        server_clock = ServerClock()
+        server_clock.attach(self.hook.conn)
         watch = ExecutionWatch(self.schedule, step_aware=self.step_aware)
-        started = clock.now()
         runbook = self._runbook_or_none() if self.step_aware else None
+        started = None
         while True:
             execution = call_with_backoff(
                 lambda: read_execution(self.hook.get_automation_execution, execution_id), sleep=sleep_blocking
@@ -358,19 +368,23 @@ class SsmStartAutomationExecutionOperator(_AutomationOperator):
                 steps = execution.get("StepExecutions")
                 if execution.get("StepExecutionsTruncated") or steps is None:
                     steps = self.hook.get_step_executions(execution_id)
+            clock = clock_or(server_clock)  # read after the first answer: it carries the runtime's clock
+            scale = settings_scale(clock)
             now = clock.now()
-            delay = watch.next_delay(execution, runbook, now, steps)
+            started = started or now
+            delay = watch.next_delay(execution, runbook, now, steps, scale)
             max_wait = self.max_wait_seconds
-            if max_wait is not None and (now - started).total_seconds() + delay >= max_wait:
+            if max_wait is not None and (now - started).total_seconds() + delay >= max_wait * scale:
                 raise AirflowException(
                     f"Automation execution {execution_id} is still {status} after {max_wait:.0f} s "
                     "(waiter_delay x waiter_max_attempts); it keeps running in AWS."
                 )
             step = execution.get("CurrentStepName")
+            wall = clock.wall_seconds(delay)
             self.log.info(
-                "Execution %s is %s (step %s); next check in %.0f s", execution_id, status, step, delay
+                "Execution %s is %s (step %s); next check in %.0f s", execution_id, status, step, wall
             )
-            sleep_blocking(delay)
+            time.sleep(wall)
 
     def _runbook_or_none(self) -> Runbook | None:
         """The runbook for step-aware polling; None (poll every waiter_delay) if it cannot be read."""

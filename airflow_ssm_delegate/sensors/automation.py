@@ -8,13 +8,15 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException
 
+from airflow_ssm_delegate.clocks import sleep_blocking
 from airflow_ssm_delegate.connection import CONNECTION_TEMPLATE_FIELDS, SsmAutomationHookMixin
+from airflow_ssm_delegate.links.automation import SsmAutomationExecutionLink
 from airflow_ssm_delegate.operators.automation import (
     check_trigger_event,
     default_deferrable,
     execution_result,
 )
-from airflow_ssm_delegate.polling import DEFAULT_MAX_POLL_INTERVAL, read_execution, sleep_blocking
+from airflow_ssm_delegate.polling import DEFAULT_MAX_POLL_INTERVAL, read_execution
 from airflow_ssm_delegate.status import SUCCESS_STATUSES, TERMINAL_STATUSES
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ class SsmAutomationExecutionSensor(SsmAutomationHookMixin, BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("execution_id", *CONNECTION_TEMPLATE_FIELDS)
+    operator_extra_links = (SsmAutomationExecutionLink(),)
 
     def __init__(
         self,
@@ -54,6 +57,12 @@ class SsmAutomationExecutionSensor(SsmAutomationHookMixin, BaseSensorOperator):
         self.max_poll_interval = max(max_poll_interval, float(self.poke_interval))
 
     def execute(self, context: Context) -> Any:
+        SsmAutomationExecutionLink.persist(
+            context,
+            region_name=self.hook.conn_region_name,
+            aws_partition=self.hook.conn_partition,
+            execution_id=self.execution_id,
+        )
         if not self.deferrable:
             return super().execute(context)
         from airflow_ssm_delegate.triggers.automation import SsmAutomationExecutionTrigger

@@ -19,17 +19,17 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_ssm_delegate.clocks import settings_scale
 from airflow_ssm_delegate.connection import ConnectionSettings
 from airflow_ssm_delegate.polling import (
     DEFAULT_MAX_POLL_INTERVAL,
     ExecutionWatch,
     PollSchedule,
-    current_clock,
     execution_status,
 )
 from airflow_ssm_delegate.retry import ALREADY_ENDED_CODES, error_code
 from airflow_ssm_delegate.status import SUCCESS_STATUSES, TERMINAL_STATUSES
-from airflow_ssm_delegate.triggers.poller import due_in, get_poller
+from airflow_ssm_delegate.triggers.poller import get_poller
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -91,7 +91,7 @@ class SsmAutomationExecutionTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         poller = get_poller(self.connection)
         watch = ExecutionWatch(self.schedule, step_aware=self.step_aware)
-        due_at = current_clock().now()
+        due_at = poller.clock.now()
         while True:
             try:
                 metadata = await poller.status(self.execution_id, due_at)
@@ -110,7 +110,7 @@ class SsmAutomationExecutionTrigger(BaseTrigger):
                     )
                 )
                 return
-            due_at = due_in(delay)
+            due_at = poller.due_in(delay)
 
     async def _next_delay(self, poller: Any, watch: ExecutionWatch, metadata: dict[str, Any]) -> float:
         runbook = None
@@ -119,7 +119,8 @@ class SsmAutomationExecutionTrigger(BaseTrigger):
         steps = None
         if watch.needs_step_records(metadata, runbook):
             steps = await poller.call("get_step_executions", self.execution_id)
-        return watch.next_delay(metadata, runbook, current_clock().now(), steps)
+        clock = poller.clock
+        return watch.next_delay(metadata, runbook, clock.now(), steps, settings_scale(clock))
 
     def _event(self, outcome: str, execution_status: str | None, **extra: Any) -> dict[str, Any]:
         return {

@@ -13,8 +13,8 @@ in-process, while boto3 clients are thread-safe — so the event loop never bloc
 5xx and connection errors are absorbed with a bounded, jittered backoff (``retry.Backoff``); only after
 that is exhausted does the error reach the waiting triggers.
 
-Time comes from the process-wide clock of ``polling`` (wall time by default). Benchmarks install the local
-runtime's simulated clock with ``polling.use_clock``; it is not part of any trigger's serialized kwargs.
+"Now" is the endpoint's clock (``clocks.ServerClock``, learnt from the local runtime's simulated-time
+headers; wall time on real AWS), unless a clock was installed with ``clocks.use_clock`` (benchmarks).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow_ssm_delegate.polling import current_clock, read_execution, sleep_async
+from airflow_ssm_delegate.clocks import ServerClock, clock_or, sleep_async
+from airflow_ssm_delegate.polling import read_execution
 from airflow_ssm_delegate.retry import (
     DEFAULT_BACKOFF,
     Backoff,
@@ -41,6 +42,7 @@ from airflow_ssm_delegate.retry import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from airflow_ssm_delegate.clocks import Clock
     from airflow_ssm_delegate.connection import ConnectionSettings
     from airflow_ssm_delegate.documents.model import Runbook
     from airflow_ssm_delegate.hooks.automation import SsmAutomationHook
@@ -51,8 +53,16 @@ T = TypeVar("T")
 BATCH_SIZE = 10  # DescribeAutomationExecutions: at most 10 values per filter
 # A poll absorbs ~12 transient failures in a row (waits of up to 5 min each) before the watch gives up.
 POLL_BACKOFF = DEFAULT_BACKOFF
+# The batched call refused as such (an IAM policy granting Get but not Describe is the usual reason on AWS):
+# fall back to one GetAutomationExecution per execution.
 BATCH_REFUSED_CODES = frozenset(
-    {"ValidationException", "InvalidFilterKey", "InvalidFilterValue", "InvalidFilter"}
+    {
+        "ValidationException",
+        "InvalidFilterKey",
+        "InvalidFilterValue",
+        "InvalidFilter",
+        "AccessDeniedException",
+    }
 )
 
 
@@ -83,6 +93,7 @@ class BatchedPoller:
         self._wakeup = asyncio.Event()
         self._driver: asyncio.Task[None] | None = None
         self._runbooks: dict[tuple[str, str | None], asyncio.Future[Runbook | None]] = {}
+        self.server_clock = ServerClock()
         self.batching_refused = False
         self.hook_calls = 0
 
@@ -130,6 +141,20 @@ class BatchedPoller:
                 future.set_result(None)
         return await asyncio.shield(self._runbooks[key])
 
+    @property
+    def clock(self) -> Clock:
+        """What "now" is for the executions this poller watches."""
+        return clock_or(self.server_clock)
+
+    def due_in(self, seconds: float) -> datetime:
+        """Now + ``seconds`` on this poller's clock."""
+        return self.clock.now() + timedelta(seconds=seconds)
+
+    def _build_hook(self) -> SsmAutomationHook:
+        hook = self._hook_factory()
+        self.server_clock.attach(hook.conn)
+        return hook
+
     # -- driver -----------------------------------------------------------------------------------
 
     def _ensure_driver(self) -> None:
@@ -145,17 +170,17 @@ class BatchedPoller:
             self._discard_cancelled()
             if not self._queue:
                 return
-            wait = (self._queue[0].due_at - current_clock().now()).total_seconds()
+            wait = (self._queue[0].due_at - self.clock.now()).total_seconds()
             if wait > 0:
                 self._wakeup.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=current_clock().wall_seconds(wait))
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=self.clock.wall_seconds(wait))
                 continue
             await self._poll_due()
 
     def _take_batch(self) -> list[_Request]:
         """All due requests, plus the soonest not-yet-due ones to fill the last batch of 10."""
-        now = current_clock().now()
+        now = self.clock.now()
         taken: list[_Request] = []
         ids: set[str] = set()
         while self._queue:
@@ -235,7 +260,7 @@ class BatchedPoller:
     async def _with_hook(self, call: Callable[[SsmAutomationHook], T]) -> T:
         """Run ``call(hook)`` in a worker thread (the hook is built there too, on first use)."""
         if self._hook is None:
-            self._hook = await asyncio.to_thread(self._hook_factory)
+            self._hook = await asyncio.to_thread(self._build_hook)
         hook = self._hook
         self.hook_calls += 1
         return await asyncio.to_thread(call, hook)
@@ -258,8 +283,3 @@ def get_poller(settings: ConnectionSettings) -> BatchedPoller:
     if key not in pollers:
         pollers[key] = BatchedPoller(settings.build_hook, backoff=POLL_BACKOFF)
     return pollers[key]
-
-
-def due_in(seconds: float) -> datetime:
-    """The clock's now + ``seconds``."""
-    return current_clock().now() + timedelta(seconds=seconds)
