@@ -120,7 +120,8 @@ class SsmStartAutomationExecutionOperator(_AutomationOperator):
     :param tags: extra execution tags (the Airflow audit tags and the policy's required tags are added).
     :param wait_for_completion: wait for the execution to end (otherwise return right after the start).
     :param waiter_delay: seconds between status checks when nothing is known about the time left; also the
-        longest the end of the execution goes unnoticed.
+        longest the end of the execution goes unnoticed. Wall seconds, also against a local runtime whose
+        clock runs faster (its simulated clock is read from its answers).
     :param waiter_max_attempts: give up waiting after ``waiter_delay * waiter_max_attempts`` seconds (the
         execution keeps running). ``None``: wait as long as the execution runs.
     :param max_poll_interval: the longest pause between status checks during provably long waits (sleeps).
@@ -128,7 +129,10 @@ class SsmStartAutomationExecutionOperator(_AutomationOperator):
     :param client_token: explicit ClientToken; by default one is derived from the task instance.
     :param idempotency_key: mixed into the derived ClientToken: change it to start a new execution on purpose.
     :param reattach: a new try of the same task instance re-attaches to the execution an earlier try started
-        (deterministic ClientToken + the task state store). ``False`` starts a new execution on every try.
+        (deterministic ClientToken + the task state store); if that execution failed, the retry starts a fresh
+        one (its token derives from the failed id). ``False`` starts a new execution on every try (no token).
+        Without a task state store (Airflow < 3.3) a retry re-attaches by token only, so a retry after
+        a *failed* execution reports that failure again: change ``idempotency_key`` to start anew.
     :param cancel_on_kill: cancel the execution (its onCancel steps run) when the task is killed, cleared or
         marked failed — running or deferred. Never on a triggerer restart.
     :param mode: ``Auto`` or ``Interactive``.
