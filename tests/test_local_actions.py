@@ -328,7 +328,7 @@ def test_branch_operators(rule: dict[str, Any], expected: bool) -> None:
 
 
 def test_branch_rules_that_make_no_sense_are_errors() -> None:
-    nonsense = (
+    nonsense: tuple[Any, ...] = (
         {"Variable": "x"},
         {"Variable": "x", "StringEquals": "x", "EndsWith": "x"},
         {"StringEquals": "x"},

@@ -31,7 +31,7 @@ def deny(action: Any = "*", resource: Any = "*", **extra: Any) -> dict[str, Any]
     return {"Effect": "Deny", "Action": action, "Resource": resource, **extra}
 
 
-def decide(statements: list[dict[str, Any]], action: str, resource: str = "*", **context: Any) -> Decision:
+def decide(statements: list[dict[str, Any]], action: str, resource: str = "*", /, **context: Any) -> Decision:
     return evaluate([policy(*statements)], RequestContext(action, resource, context))
 
 

@@ -9,6 +9,7 @@ requested name and version before it reads the document; only iam:PassRole waits
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -62,7 +63,7 @@ def test_a_caller_not_allowed_to_start_gets_access_denied_before_any_content_err
     )
     other = unique("Other")
     outsider = boto_client("ssm", new_user([_start(other)], prefix="outsider"))  # may start another runbook
-    attempts = {
+    attempts: dict[str, dict[str, Any]] = {
         "missing runbook": {"DocumentName": unique("Missing")},
         "missing version": {"DocumentName": runbook, "DocumentVersion": "99"},
         "missing runbook, $LATEST": {"DocumentName": unique("Missing"), "DocumentVersion": "$LATEST"},
@@ -72,7 +73,7 @@ def test_a_caller_not_allowed_to_start_gets_access_denied_before_any_content_err
         "unsupported action": {"DocumentName": unsupported},
     }
     for what, request in attempts.items():
-        error = error_of(lambda request=request: outsider.start_automation_execution(**request))
+        error = error_of(partial(outsider.start_automation_execution, **request))
         assert error["Code"] == "AccessDeniedException", (what, error)
         assert "ssm:StartAutomationExecution" in error["Message"], what
         assert "Size" not in error["Message"] and "executeScript" not in error["Message"], what
@@ -82,7 +83,7 @@ def test_a_caller_allowed_to_start_sees_the_content_errors(
     boto_client: Callable[..., Any], new_user: Callable[..., dict[str, str]], runbook: str
 ) -> None:
     insider = boto_client("ssm", new_user([_start(runbook)], prefix="insider"))
-    expected = {
+    expected: dict[str, dict[str, Any]] = {
         "AutomationDefinitionVersionNotFoundException": {"DocumentName": runbook, "DocumentVersion": "99"},
         "InvalidAutomationExecutionParametersException": {
             "DocumentName": runbook,
@@ -90,7 +91,7 @@ def test_a_caller_allowed_to_start_sees_the_content_errors(
         },
     }
     for code, request in expected.items():
-        assert error_of(lambda request=request: insider.start_automation_execution(**request))["Code"] == code
+        assert error_of(partial(insider.start_automation_execution, **request))["Code"] == code
 
 
 def test_a_grant_on_the_concrete_version_covers_default_and_latest_requests(
