@@ -320,3 +320,40 @@ async def test_step_aware_waits_follow_the_endpoint_clock(
     # One wait of ~2 simulated hours = ~2 wall seconds at 3600x (not 2 wall hours, not waiter_delay polls).
     assert len(waits) == 1
     assert 1.9 <= waits[0] <= 2.0
+
+
+async def test_unreadable_step_records_only_cost_the_optimisation(stub: Stubber, clock: FastClock) -> None:
+    execution_id = new_id()
+    meta = {"DocumentName": "Maintenance", "DocumentVersion": "1"}
+    add_describe(stub, [execution_id], metadata(execution_id, "InProgress", "window", **meta))
+    stub.add_response(
+        "get_document",
+        {"Name": "Maintenance", "DocumentVersion": "1", "Content": SLEEP_RUNBOOK, "DocumentFormat": "YAML"},
+        {"Name": "Maintenance", "DocumentVersion": "1"},
+    )
+    stub.add_response(
+        "describe_document",
+        {"Document": {"Name": "Maintenance"}},
+        {"Name": "Maintenance", "DocumentVersion": "1"},
+    )
+    stub.add_client_error("describe_automation_step_executions", "AccessDeniedException", "no")
+    add_describe(stub, [execution_id], metadata(execution_id, "Success", **meta))
+    started = clock.now()
+    event = await first_event(SsmAutomationExecutionTrigger(execution_id, aws_conn_id=None, waiter_delay=30))
+    assert event["status"] == "success"
+    assert clock.now() - started == timedelta(seconds=30)  # fell back to waiter_delay
+
+
+async def test_a_poller_failure_reaches_the_waiting_triggers(
+    monkeypatch: pytest.MonkeyPatch, clock: FastClock
+) -> None:
+    from airflow_ssm_delegate.triggers.poller import BatchedPoller
+
+    def broken(self: BatchedPoller) -> list[Any]:
+        raise RuntimeError("bug in batching")
+
+    monkeypatch.setattr(BatchedPoller, "_take_batch", broken)
+    hook, _ = stubbed_hook()
+    poller = BatchedPoller(lambda: hook)
+    with pytest.raises(RuntimeError, match="bug in batching"):
+        await poller.status(new_id(), poller.due_in(0))

@@ -371,7 +371,7 @@ class SsmStartAutomationExecutionOperator(_AutomationOperator):
             if watch.needs_step_records(execution, runbook):
                 steps = execution.get("StepExecutions")
                 if execution.get("StepExecutionsTruncated") or steps is None:
-                    steps = self.hook.get_step_executions(execution_id)
+                    steps = self._step_records_or_none(execution_id)
             clock = clock_or(server_clock)  # read after the first answer: it carries the runtime's clock
             scale = settings_scale(clock)
             now = clock.now()
@@ -389,6 +389,14 @@ class SsmStartAutomationExecutionOperator(_AutomationOperator):
                 "Execution %s is %s (step %s); next check in %.0f s", execution_id, status, step, wall
             )
             time.sleep(wall)
+
+    def _step_records_or_none(self, execution_id: str) -> list[dict[str, Any]]:
+        """Step records for step-aware polling; none (poll every waiter_delay) if they cannot be read."""
+        try:
+            return self.hook.get_step_executions(execution_id)
+        except Exception as exc:
+            self.log.warning("No step records for %s (%s): polling every waiter_delay", execution_id, exc)
+            return []
 
     def _runbook_or_none(self) -> Runbook | None:
         """The runbook for step-aware polling; None (poll every waiter_delay) if it cannot be read."""

@@ -118,7 +118,11 @@ class SsmAutomationExecutionTrigger(BaseTrigger):
             runbook = await poller.runbook(metadata["DocumentName"], metadata.get("DocumentVersion"))
         steps = None
         if watch.needs_step_records(metadata, runbook):
-            steps = await poller.call("get_step_executions", self.execution_id)
+            try:
+                steps = await poller.call("get_step_executions", self.execution_id)
+            except Exception as exc:  # e.g. not allowed: only the optimisation is lost, never the watch
+                log.warning("No step records for %s (%s): polling every waiter_delay", self.execution_id, exc)
+                steps = []
         clock = poller.clock
         return watch.next_delay(metadata, runbook, clock.now(), steps, settings_scale(clock))
 

@@ -166,17 +166,24 @@ class BatchedPoller:
             heapq.heappop(self._queue)
 
     async def _drive(self) -> None:
-        while True:
-            self._discard_cancelled()
-            if not self._queue:
-                return
-            wait = (self._queue[0].due_at - self.clock.now()).total_seconds()
-            if wait > 0:
-                self._wakeup.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=self.clock.wall_seconds(wait))
-                continue
-            await self._poll_due()
+        try:
+            while True:
+                self._discard_cancelled()
+                if not self._queue:
+                    return
+                wait = (self._queue[0].due_at - self.clock.now()).total_seconds()
+                if wait > 0:
+                    self._wakeup.clear()
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), timeout=self.clock.wall_seconds(wait))
+                    continue
+                await self._poll_due()
+        except Exception as exc:  # a bug here must not leave every trigger waiting forever
+            log.exception("The batched poller failed; the waiting triggers report it")
+            while self._queue:
+                request = heapq.heappop(self._queue)
+                if not request.future.done():
+                    request.future.set_exception(exc)
 
     def _take_batch(self) -> list[_Request]:
         """All due requests, plus the soonest not-yet-due ones to fill the last batch of 10."""
