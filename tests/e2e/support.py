@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,26 +119,21 @@ def local_runtime(workdir: Path, *, time_scale: float) -> Iterator[LocalRuntime]
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     credentials_file = workdir / "admin-credentials.json"
-    log_path = workdir / "ssm-delegate-local.log"
-    with log_path.open("wb") as log:
-        popen = subprocess.Popen(
-            [
-                LOCAL_RUNTIME_BIN,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--time-scale",
-                str(time_scale),
-                "--admin-credentials-file",
-                str(credentials_file),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    process = ManagedProcess("ssm-delegate-local", popen, log_path)
+    process = ManagedProcess.spawn(
+        "ssm-delegate-local",
+        [
+            LOCAL_RUNTIME_BIN,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--time-scale",
+            str(time_scale),
+            "--admin-credentials-file",
+            str(credentials_file),
+        ],
+        workdir / "ssm-delegate-local.log",
+    )
     try:
         credentials = wait_until(
             lambda: _read_credentials(credentials_file, process),
