@@ -67,7 +67,8 @@ class _Validator:
     def _wrong_type(self, path: str, expected: str, value: Any) -> None:
         self.type_errors.append(f"'{path}' must be {expected}, not {type(value).__name__}")
 
-    def _length(self, shape: Shape, value: Any, size: int, path: str, unit: str) -> None:
+    def _within(self, shape: Shape, value: Any, size: int, path: str, unit: str) -> None:
+        """The shape's min/max on ``size`` (a length, a map's size, or an integer's own value)."""
         low, high = shape.metadata.get("min"), shape.metadata.get("max")
         if low is not None and size < low:
             self._violation(value, path, f"Member must have {unit} greater than or equal to {low}")
@@ -89,7 +90,7 @@ class _Validator:
         if not isinstance(value, list):
             self._wrong_type(path, "a list", value)
             return
-        self._length(shape, value, len(value), path, "length")
+        self._within(shape, value, len(value), path, "length")
         for index, item in enumerate(value):
             self.check(shape.member, item, f"{path}.{index + 1}")
 
@@ -97,7 +98,7 @@ class _Validator:
         if not isinstance(value, dict):
             self._wrong_type(path, "an object", value)
             return
-        self._length(shape, value, len(value), path, "size")
+        self._within(shape, value, len(value), path, "size")
         for key, item in value.items():
             self.check(shape.key, key, f"{path}.key")
             self.check(shape.value, item, f"{path}.{key}")
@@ -106,7 +107,7 @@ class _Validator:
         if not isinstance(value, str):
             self._wrong_type(path, "a string", value)
             return
-        self._length(shape, value, len(value), path, "length")
+        self._within(shape, value, len(value), path, "length")
         if shape.enum and value not in shape.enum:
             self._violation(value, path, f"Member must satisfy enum value set: [{', '.join(shape.enum)}]")
         pattern = shape.metadata.get("pattern")
@@ -117,11 +118,7 @@ class _Validator:
         if isinstance(value, bool) or not isinstance(value, int):
             self._wrong_type(path, "an integer", value)
             return
-        low, high = shape.metadata.get("min"), shape.metadata.get("max")
-        if low is not None and value < low:
-            self._violation(value, path, f"Member must have value greater than or equal to {low}")
-        if high is not None and value > high:
-            self._violation(value, path, f"Member must have value less than or equal to {high}")
+        self._within(shape, value, value, path, "value")
 
     def _check_boolean(self, shape: Shape, value: Any, path: str) -> None:
         if not isinstance(value, bool):

@@ -18,8 +18,9 @@ from __future__ import annotations
 import enum
 import ipaddress
 import json
+import operator
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -226,10 +227,12 @@ def _bool(expected: str, actual: str) -> bool:
     return str(expected).lower() == str(actual).lower()
 
 
-def _numeric(compare: Any) -> Any:
+def _compared(convert: Callable[[str], float], compare: Callable[[float, float], bool]) -> Any:
+    """A condition operator comparing (actual, expected) after ``convert``; unreadable values never match."""
+
     def check(expected: str, actual: str) -> bool:
         try:
-            return bool(compare(float(actual), float(expected)))
+            return bool(compare(convert(actual), convert(expected)))
         except ValueError:
             return False
 
@@ -245,14 +248,15 @@ def _timestamp(text: str) -> float:
         return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
 
 
-def _date(compare: Any) -> Any:
-    def check(expected: str, actual: str) -> bool:
-        try:
-            return bool(compare(_timestamp(actual), _timestamp(expected)))
-        except ValueError:
-            return False
-
-    return check
+#: Numeric* and Date* operators by suffix (a Not... operator is the negation of its match).
+_ORDERINGS: dict[str, Callable[[float, float], bool]] = {
+    "Equals": operator.eq,
+    "NotEquals": operator.eq,
+    "LessThan": operator.lt,
+    "LessThanEquals": operator.le,
+    "GreaterThan": operator.gt,
+    "GreaterThanEquals": operator.ge,
+}
 
 
 def _ip_address(expected: str, actual: str) -> bool:
@@ -274,18 +278,8 @@ _MATCHERS: dict[str, Any] = {
     "ArnLike": arn_like,
     "ArnNotLike": arn_like,
     "Bool": _bool,
-    "NumericEquals": _numeric(lambda a, e: a == e),
-    "NumericNotEquals": _numeric(lambda a, e: a == e),
-    "NumericLessThan": _numeric(lambda a, e: a < e),
-    "NumericLessThanEquals": _numeric(lambda a, e: a <= e),
-    "NumericGreaterThan": _numeric(lambda a, e: a > e),
-    "NumericGreaterThanEquals": _numeric(lambda a, e: a >= e),
-    "DateEquals": _date(lambda a, e: a == e),
-    "DateNotEquals": _date(lambda a, e: a == e),
-    "DateLessThan": _date(lambda a, e: a < e),
-    "DateLessThanEquals": _date(lambda a, e: a <= e),
-    "DateGreaterThan": _date(lambda a, e: a > e),
-    "DateGreaterThanEquals": _date(lambda a, e: a >= e),
+    **{f"Numeric{name}": _compared(float, compare) for name, compare in _ORDERINGS.items()},
+    **{f"Date{name}": _compared(_timestamp, compare) for name, compare in _ORDERINGS.items()},
     "IpAddress": _ip_address,
     "NotIpAddress": _ip_address,
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import isodate
 
@@ -21,8 +21,19 @@ from airflow_ssm_delegate.local.actions.base import (
 )
 from airflow_ssm_delegate.local.conditions import ChoiceError, choose
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 MAX_SLEEP = timedelta(days=7)
 APPROVAL_TIMEOUT = timedelta(days=7)
+
+
+def _iso8601(parse: Callable[[str], Any], name: str, value: Any, expected: str) -> Any:
+    """``parse(value)``, or a Verification failure saying which input is not ISO 8601."""
+    try:
+        return parse(str(value))
+    except (isodate.ISO8601Error, ValueError):
+        raise StepFailure(f"{name} {value!r} is not ISO 8601: use {expected}.", "Verification") from None
 
 
 def sleep_end(inputs: dict[str, Any], started: datetime) -> datetime:
@@ -36,12 +47,7 @@ def sleep_end(inputs: dict[str, Any], started: datetime) -> datetime:
             "aws:sleep needs exactly one of Duration (ISO-8601, e.g. PT10M) or Timestamp.", "Verification"
         )
     if duration is not None:
-        try:
-            delta = isodate.parse_duration(str(duration))
-        except (isodate.ISO8601Error, ValueError):
-            raise StepFailure(
-                f"Duration {duration!r} is not an ISO-8601 duration such as PT10M or PT2H.", "Verification"
-            ) from None
+        delta = _iso8601(isodate.parse_duration, "Duration", duration, "a duration such as PT10M or PT2H")
         if not isinstance(delta, timedelta):
             raise StepFailure(
                 f"Duration {duration!r} uses years or months; use days, hours, minutes or seconds.",
@@ -50,12 +56,7 @@ def sleep_end(inputs: dict[str, Any], started: datetime) -> datetime:
         if delta > MAX_SLEEP:
             raise StepFailure(f"Duration {duration!r} exceeds aws:sleep's maximum of 7 days.", "Verification")
         return started + max(delta, timedelta(0))
-    try:
-        end = isodate.parse_datetime(str(timestamp))
-    except (isodate.ISO8601Error, ValueError):
-        raise StepFailure(
-            f"Timestamp {timestamp!r} is not an ISO-8601 time such as 2026-01-01T00:00:00Z.", "Verification"
-        ) from None
+    end = _iso8601(isodate.parse_datetime, "Timestamp", timestamp, "a time such as 2026-01-01T00:00:00Z")
     if end.tzinfo is None:
         end = end.replace(tzinfo=timezone.utc)
     if end - started > MAX_SLEEP:
