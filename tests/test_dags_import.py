@@ -1,0 +1,115 @@
+"""Every DAG in dags/ imports cleanly, and the example DAGs are configured as their docs promise."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from airflow_ssm_delegate.documents.bundled import runbook_path
+from airflow_ssm_delegate.documents.model import load_runbook
+from airflow_ssm_delegate.examples import AUTOMATION_POOL, EXAMPLES_DIR
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from airflow.dag_processing.dagbag import DagBag
+
+DAGS_FOLDER = Path(__file__).resolve().parents[1] / "dags"
+
+
+@pytest.fixture(scope="module")
+def dagbag_and_warnings() -> Iterator[tuple[DagBag, list[warnings.WarningMessage]]]:
+    """The DAGs parsed as a deployment would: under the example delegation policy (it names default roles,
+    which the package's cluster policy requires of every automation task)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings(record=True) as caught:
+        patch.setenv("AIRFLOW__SSM_DELEGATE__POLICY_FILE", str(EXAMPLES_DIR / "delegation-policy.yaml"))
+        warnings.simplefilter("always")
+        bag = DagBag(dag_folder=str(DAGS_FOLDER))
+        yield bag, list(caught)
+
+
+@pytest.fixture(scope="module")
+def dagbag(dagbag_and_warnings: tuple[DagBag, list[warnings.WarningMessage]]) -> DagBag:
+    return dagbag_and_warnings[0]
+
+
+def test_every_dag_file_imports_without_errors_or_warnings(
+    dagbag_and_warnings: tuple[DagBag, list[warnings.WarningMessage]],
+) -> None:
+    bag, caught = dagbag_and_warnings
+    assert bag.import_errors == {}
+    assert bag.captured_warnings == {}
+    ours = [
+        w
+        for w in caught
+        if any(part in str(w.filename) for part in (str(DAGS_FOLDER), "airflow_ssm_delegate"))
+    ]
+    assert ours == [], [f"{w.filename}:{w.lineno}: {w.message}" for w in ours]
+    files = {Path(dag.fileloc).name for dag in bag.dags.values()}
+    assert files == {p.name for p in DAGS_FOLDER.glob("*.py")}  # each file defines a DAG
+    assert {"launch_tagged_instance", "long_running_maintenance"} <= set(bag.dag_ids)
+
+
+def _param_schema(dag: Any, name: str) -> dict[str, Any]:
+    return dict(dag.params.get_param(name).schema)
+
+
+def test_launch_form_refuses_what_the_runbook_refuses(dagbag: DagBag) -> None:
+    dag = dagbag.dags["launch_tagged_instance"]
+    runbook = load_runbook(runbook_path("LaunchTaggedInstance"))
+    assert dag.schedule is None  # triggered from the UI form
+    form = {name: _param_schema(dag, name) for name in ("image_id", "instance_type", "cost_center", "owner")}
+    for name, schema in form.items():
+        param = dag.params.get_param(name)
+        assert schema.get("title") and param.description, f"{name} needs a title and a description"
+    assert form["instance_type"]["enum"] == list(runbook.parameters["InstanceType"].allowed_values or ())
+    assert set(form["instance_type"]["values_display"]) == set(form["instance_type"]["enum"])
+    assert form["cost_center"]["enum"] == list(runbook.parameters["CostCenter"].allowed_values or ())
+    assert set(form["cost_center"]["values_display"]) == set(form["cost_center"]["enum"])
+    assert form["image_id"]["pattern"] == runbook.parameters["ImageId"].allowed_pattern
+    assert form["owner"]["pattern"] == runbook.parameters["Owner"].allowed_pattern
+    # Every default passes the runbook's own rules, so a plain trigger works.
+    assert re.search(form["image_id"]["pattern"], dag.params["image_id"])
+    assert re.search(form["owner"]["pattern"], dag.params["owner"])
+
+    launch = dag.get_task("launch")
+    assert type(launch).__name__ == "SsmStartAutomationExecutionOperator"
+    assert launch.document_name == "LaunchTaggedInstance"
+    assert launch.service_role_arn is None  # the delegation policy's default_role decides
+    assert set(launch.parameters) <= set(runbook.parameters)
+    assert launch.operator_extra_links, "the console link is shown on the task"
+    assert dag.get_task("instance_ids").upstream_task_ids == {"launch"}
+
+
+def test_maintenance_is_scheduled_bounded_deferrable_and_idempotent(dagbag: DagBag) -> None:
+    dag = dagbag.dags["long_running_maintenance"]
+    runbook = load_runbook(runbook_path("LongRunningMaintenance"))
+    assert dag.catchup is True
+    assert dag.max_active_runs <= 2
+    assert dag.start_date is not None and dag.start_date.year >= 2026
+    maintain = dag.get_task("maintain")
+    assert maintain.document_name == "LongRunningMaintenance"
+    assert maintain.deferrable is True
+    assert maintain.pool == AUTOMATION_POOL
+    assert maintain.service_role_arn is None
+    assert "{{ ds }}" in maintain.idempotency_key  # one execution per logical date
+    assert set(maintain.parameters) <= set(runbook.parameters)
+    required = {name for name, spec in runbook.parameters.items() if spec.required}
+    assert required - {"AutomationAssumeRole"} <= set(maintain.parameters)
+
+
+def test_maintenance_approval_and_cleanup_paths(dagbag: DagBag) -> None:
+    dag = dagbag.dags["long_running_maintenance"]
+    approve = dag.get_task("approve")
+    assert type(approve).__name__ == "SsmSendAutomationSignalOperator"
+    assert approve.signal_type == "Approve"
+    assert approve.upstream_task_ids == {"await_approval_request"}
+    cleanup = dag.get_task("stop_on_failure")
+    assert cleanup.trigger_rule == "one_failed"
+    assert cleanup.upstream_task_ids == {"maintain", "approve"}
