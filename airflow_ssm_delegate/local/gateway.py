@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_ssm_delegate.local.api import AUTOMATION_OPERATIONS, AutomationApi
 from airflow_ssm_delegate.local.authz import AccessDenied, RequestGuard, caller_for
 from airflow_ssm_delegate.local.principals import AuthenticationError
+from airflow_ssm_delegate.local.simulate import simulate_principal_policy
 from airflow_ssm_delegate.local.wire import (
     AwsRequest,
     Response,
@@ -109,6 +110,8 @@ class Gateway:
         except AccessDenied as denied:
             log.info("Denied: %s", denied)  # ARNs and actions only, never keys
             return refusal(request.protocol, "denied", str(denied))
+        if request.service == "iam" and request.operation == "SimulatePrincipalPolicy":
+            return simulate_principal_policy(request.params)  # moto has no policy simulator
         if request.service == "ssm" and request.operation in AUTOMATION_OPERATIONS:
             return self._automation(
                 request, caller_for(principal, request, self.guard.policies.scope.account_id)

@@ -57,6 +57,34 @@ def _managed_documents(managed: Mapping[str, Any]) -> list[str]:
     return documents
 
 
+def _own_policies(entity: Any) -> list[str]:
+    """Inline and attached managed policy documents of a moto user, group or role."""
+    return [*entity.policies.values(), *_managed_documents(entity.managed_policies)]
+
+
+def _user_policies(iam: Any, user: Any) -> list[str]:
+    policies = _own_policies(user)
+    for group in iam.get_groups_for_user(user.name):
+        policies += _own_policies(group)
+    return policies
+
+
+def identity_policies(arn: str) -> tuple[str, ...] | None:
+    """Every identity policy of the IAM user or role ``arn`` (None if there is no such user or role)."""
+    account_id, _, resource = arn.partition(":iam::")[2].partition(":")
+    kind, _, name = resource.partition("/")
+    name = name.rsplit("/", 1)[-1]
+    if account_id not in iam_backends:
+        return None
+    iam = iam_backends[account_id][PARTITION]
+    if kind == "user" and name in iam.users:
+        return tuple(_user_policies(iam, iam.users[name]))
+    if kind == "role":
+        role = next((r for r in list(iam.get_roles()) if r.name == name), None)
+        return None if role is None else tuple(_own_policies(role))
+    return None
+
+
 def _user_principal(account_id: str, access_key_id: str, session_token: str | None) -> AuthenticatedPrincipal:
     iam = iam_backends[account_id][PARTITION]
     key = iam.access_keys.get(access_key_id)
@@ -67,9 +95,7 @@ def _user_principal(account_id: str, access_key_id: str, session_token: str | No
         raise AuthenticationError("bad-token", "The security token included in the request is invalid.")
     if key.status != "Active":
         raise AuthenticationError("inactive", "The security token included in the request is invalid.")
-    policies = [*user.policies.values(), *_managed_documents(user.managed_policies)]
-    for group in iam.get_groups_for_user(user.name):
-        policies += [*group.policies.values(), *_managed_documents(group.managed_policies)]
+    policies = _user_policies(iam, user)
     return AuthenticatedPrincipal(
         arn=user.arn,
         account_id=account_id,
@@ -94,7 +120,7 @@ def _session_principal(
     role = next(
         (r for r in list(iam.get_roles()) if r.arn == session.role_arn), None
     )  # a deleted role has no rights
-    policies = [] if role is None else [*role.policies.values(), *_managed_documents(role.managed_policies)]
+    policies = [] if role is None else _own_policies(role)
     return AuthenticatedPrincipal(
         arn=session.arn,
         account_id=session.account_id,

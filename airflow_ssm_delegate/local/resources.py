@@ -14,8 +14,9 @@ checked against resource ``"*"`` (so a resource-scoped Allow does not cover it).
 - ssm documents (``Name``) -> ``document/NAME``; parameters -> ``parameter/NAME``; ``SendCommand`` ->
   the document and ``instance/ID``s; automation execution operations -> ``automation-execution/ID``.
   ``StartAutomationExecution`` is authorised by the engine through ``authz.IamAuthorizer.authorize_start``
-  (it needs the resolved document version), so it has no wire-level check here.
-- iam operations naming ``RoleName``/``UserName``/``GroupName``/``PolicyArn`` -> that ARN;
+  (on the requested version before the runbook is read, then on the resolved one with the role), so it has
+  no wire-level check here.
+- iam operations naming ``RoleName``/``UserName``/``GroupName``/``PolicyArn``/``PolicySourceArn`` -> that ARN;
   sts ``AssumeRole`` -> ``RoleArn`` (plus the role's trust policy, see ``authz``).
 """
 
@@ -250,8 +251,9 @@ def _iam_checks(scope: Scope, operation: str, params: Mapping[str, Any]) -> list
     ):
         if parameter in params:
             return [Check(action, f"arn:aws:iam::{scope.account_id}:{kind}/{params[parameter]}")]
-    if "PolicyArn" in params:
-        return [Check(action, str(params["PolicyArn"]))]
+    for parameter in ("PolicyArn", "PolicySourceArn"):  # the policy, or the simulated user/role
+        if parameter in params:
+            return [Check(action, str(params[parameter]))]
     return [Check(action)]
 
 
