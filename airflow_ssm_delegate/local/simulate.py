@@ -15,6 +15,7 @@ from xml.sax.saxutils import escape
 
 from airflow_ssm_delegate.local.iam_eval import ContextValue, Decision, RequestContext, evaluate
 from airflow_ssm_delegate.local.principals import identity_policies
+from airflow_ssm_delegate.local.resources import indexed
 from airflow_ssm_delegate.local.wire import error_response
 
 if TYPE_CHECKING:
@@ -29,23 +30,13 @@ _EVAL_DECISION = {
 }
 
 
-def _members(params: Mapping[str, Any], prefix: str) -> list[str]:
-    """``Prefix.member.1``, ``Prefix.member.2``, ... of a query-protocol request, in order."""
-    values: list[tuple[int, str]] = []
-    for key, value in params.items():
-        head, _, index = key.rpartition(".member.")
-        if head == prefix and index.isdigit():
-            values.append((int(index), str(value)))
-    return [value for _, value in sorted(values)]
-
-
 def _context(params: Mapping[str, Any]) -> dict[str, ContextValue]:
     """``ContextEntries``: each key with its values (a list for the ``...List`` types)."""
     context: dict[str, ContextValue] = {}
     index = 1
     while f"ContextEntries.member.{index}.ContextKeyName" in params:
         entry = f"ContextEntries.member.{index}"
-        values = _members(params, f"{entry}.ContextKeyValues")
+        values = indexed(params, f"{entry}.ContextKeyValues.member")
         is_list = str(params.get(f"{entry}.ContextKeyType", "string")).endswith("List")
         context[str(params[f"{entry}.ContextKeyName"])] = values if is_list else (values[0] if values else "")
         index += 1
@@ -55,7 +46,7 @@ def _context(params: Mapping[str, Any]) -> dict[str, ContextValue]:
 def simulate_principal_policy(params: Mapping[str, Any]) -> Response:
     """The SimulatePrincipalPolicy answer (or its NoSuchEntity / InvalidInput error)."""
     source = str(params.get("PolicySourceArn", ""))
-    actions = _members(params, "ActionNames")
+    actions = indexed(params, "ActionNames.member")
     if not actions:
         return error_response("query", "InvalidInput", "ActionNames must name at least one action.", 400)
     policies = identity_policies(source)
@@ -69,7 +60,7 @@ def simulate_principal_policy(params: Mapping[str, Any]) -> Response:
     context = _context(params)
     results = []
     for action in actions:
-        for resource in _members(params, "ResourceArns") or ["*"]:
+        for resource in indexed(params, "ResourceArns.member") or ["*"]:
             decision = evaluate(list(policies), RequestContext(action, resource, context))
             results.append(
                 "<member>"
