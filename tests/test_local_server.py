@@ -168,6 +168,8 @@ def test_console_serves_until_sigterm(tmp_path: Path) -> None:
     ("argv", "complaint"),
     [
         (["--time-scale", "0"], "must be positive"),
+        (["--time-scale", "inf"], "must be positive"),
+        (["--time-scale", "nan"], "must be positive"),
         (["--time-scale", "fast"], "not a number"),
         (["--port", "99999"], "not a TCP port"),
     ],

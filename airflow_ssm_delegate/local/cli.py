@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -31,9 +32,9 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
+    if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(
-            f"{text!r} must be positive (simulated seconds per wall-clock second)"
+            f"{text!r} must be positive and finite (simulated seconds per wall-clock second)"
         )
     return value
 
