@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -35,7 +35,7 @@ from botocore.exceptions import ClientError
 
 from airflow_ssm_delegate.examples import pool_set_command
 from airflow_ssm_delegate.local.server import LocalAutomationServer
-from airflow_ssm_delegate.local.story import Story, StoryError, provision_on_server
+from airflow_ssm_delegate.local.story import LOCAL_AMI_ID, Story, StoryError, provision_on_server
 from airflow_ssm_delegate.status import SUCCESS_STATUSES
 
 if TYPE_CHECKING:
@@ -66,13 +66,11 @@ class DemoFailure(RuntimeError):
 
 @dataclass
 class Report:
-    """What the demo saw, printed at the end."""
+    """The demo's report, printed as it goes; ``failures`` decides the exit status."""
 
-    lines: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
     def add(self, line: str) -> None:
-        self.lines.append(line)
         print(line, flush=True)
 
     def check(self, ok: bool, line: str) -> None:
@@ -107,11 +105,11 @@ class Airflow:
     def command(self, *args: str) -> list[str]:
         return [self.executable, *args]
 
-    def run(self, *args: str, log_name: str) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, log_name: str) -> None:
         """Run ``airflow ARGS`` to completion; raise :class:`DemoFailure` with the log's tail if it fails."""
         process = self.start(*args, log_name=log_name)
         process.wait()
-        return self._finished(process, args, log_name)
+        self.check_exit(process, args, log_name)
 
     def start(self, *args: str, log_name: str) -> subprocess.Popen[str]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -120,17 +118,14 @@ class Airflow:
                 self.command(*args), env=self.env, stdout=log, stderr=subprocess.STDOUT, text=True
             )
 
-    def _finished(
-        self, process: subprocess.Popen[str], args: Sequence[str], log_name: str
-    ) -> subprocess.CompletedProcess[str]:
-        log_text = (self.log_dir / log_name).read_text()
+    def check_exit(self, process: subprocess.Popen[str], args: Sequence[str], log_name: str) -> None:
+        """Raise :class:`DemoFailure` with the tail of its log if the finished ``process`` failed."""
         if process.returncode != 0:
-            tail = "\n".join(log_text.splitlines()[-25:])
             log_file = self.log_dir / log_name
+            tail = "\n".join(log_file.read_text().splitlines()[-25:])
             raise DemoFailure(
                 f"`airflow {' '.join(args)}` exited {process.returncode}; log {log_file}:\n{tail}"
             )
-        return subprocess.CompletedProcess(list(args), process.returncode, log_text, "")
 
     def prepare(self) -> None:
         """Migrate the SQLite metadata DB and create the example pool."""
@@ -145,13 +140,14 @@ def _executions(story: Story, document_name: str) -> list[dict[str, Any]]:
     found = ssm.describe_automation_executions(
         Filters=[{"Key": "DocumentNamePrefix", "Values": [document_name]}]
     )["AutomationExecutionMetadataList"]
-    return sorted(found, key=lambda e: e.get("ExecutionStartTime") or datetime.min, reverse=True)
+    never = datetime.min.replace(tzinfo=timezone.utc)
+    return sorted(found, key=lambda e: e.get("ExecutionStartTime") or never, reverse=True)
 
 
 def _show_direct_launch_refused(story: Story, report: Report) -> None:
     ec2 = story.client("ec2", story.operator)
     try:
-        reservation = ec2.run_instances(ImageId="ami-04681a1dbd79675a5", MinCount=1, MaxCount=1)
+        reservation = ec2.run_instances(ImageId=LOCAL_AMI_ID, MinCount=1, MaxCount=1)
     except ClientError as error:
         code = error.response["Error"]["Code"]
         report.check(True, f"operator's own ec2:RunInstances refused ({code}) — no EC2 rights of its own")
@@ -212,7 +208,7 @@ def _run_with_monitor(
             process.wait(timeout=30)
         if interactive and last.text:
             print(flush=True)
-    airflow._finished(process, args, log_name)
+    airflow.check_exit(process, args, log_name)
 
 
 class MaintenanceWatcher:
@@ -372,6 +368,10 @@ def run_airflow_ui(args: argparse.Namespace, server: LocalAutomationServer) -> i
     processes = {name: airflow.start(*argv, log_name=f"{name}.log") for name, argv in commands.items()}
     print(f"Airflow UI: http://localhost:{args.port} (logs in {airflow.log_dir}); Ctrl-C stops everything")
     print(f"Local runtime: {server.endpoint_url}; operator {story.operator.arn}")
+    print(
+        f"Trigger {LAUNCH_DAG} from its form; unpause {MAINTENANCE_DAG} to run its weekly catch-up "
+        "(approved by the DAG, 2 at a time)."
+    )
     # Stop the services on SIGTERM as on Ctrl-C, and on Ctrl-C even if our parent ignored SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
