@@ -114,6 +114,31 @@ def test_only_the_steps_approvers_decide_and_each_principal_counts_once(
     assert json.loads(decisions) == {alice_arn: "Approved", approving_role: "Approved"}
 
 
+def test_with_iam_off_an_unidentified_caller_may_approve(
+    local_server: LocalAutomationServer, boto_client: Callable[..., Any]
+) -> None:
+    """--no-iam allows every request: a key the runtime does not know is held to no Approvers list."""
+    name = f"Approval-{uuid.uuid4().hex[:10]}"
+    content = {
+        "schemaVersion": "0.3",
+        "mainSteps": [{"name": "Approve", "action": "aws:approve", "inputs": {"Approvers": ["someone"]}}],
+    }
+    admin_ssm = boto_client("ssm")
+    admin_ssm.create_document(Name=name, Content=json.dumps(content), DocumentType="Automation")
+    execution_id = admin_ssm.start_automation_execution(DocumentName=name)["AutomationExecutionId"]
+    _wait_for_approval(local_server, execution_id)
+    unknown = {"aws_access_key_id": "AKIAUNKNOWN000000000", "aws_secret_access_key": "x" * 40}
+    local_server.enforce_iam = False
+    try:
+        boto_client("ssm", unknown).send_automation_signal(
+            AutomationExecutionId=execution_id, SignalType="Approve"
+        )
+    finally:
+        local_server.enforce_iam = True
+    assert local_server.engine is not None
+    assert local_server.engine.wait(execution_id, timeout=60)["AutomationExecutionStatus"] == "Success"
+
+
 @pytest.mark.parametrize(
     ("sender", "approvers", "expected"),
     [

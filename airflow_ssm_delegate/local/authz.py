@@ -208,6 +208,7 @@ def caller_for(principal: AuthenticatedPrincipal | None, request: AwsRequest, ac
     return Caller(
         f"arn:aws:iam::{account_id}:root",
         Credentials(key, "not-checked", request.header("X-Amz-Security-Token")),
+        identified=False,
     )
 
 

@@ -24,10 +24,15 @@ class Credentials:
 
 @dataclass(frozen=True)
 class Caller:
-    """The authenticated principal of an API request."""
+    """The authenticated principal of an API request.
+
+    ``identified`` is False only with IAM off and a key the runtime does not know: the caller then
+    stands in as the account root and is held to no identity-based rule (e.g. aws:approve's Approvers).
+    """
 
     arn: str
     credentials: Credentials
+    identified: bool = True
 
 
 class Authorizer(Protocol):
