@@ -30,28 +30,28 @@ LOCAL_RUNTIME_BIN = str(Path(sys.executable).with_name("ssm-delegate-local"))
 NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
 
 # A deployment-level cluster policy (``$AIRFLOW_HOME/config/airflow_local_settings.py``), the Airflow way to
-# adjust every task of a deployment without touching DAG files. Airflow's processes run on the wall clock
-# while the local runtime runs on a simulated one (an hour of runbook time in a second or two), so the
-# example DAGs' production cadence (30 s status checks, 30 s approval pokes) would only add idle minutes.
-# The example maintenance DAG's approval sensor pokes every 5 s here, so its runtime's time scale must leave
-# the runbook's 24 h approval timeout well above that (1800: 48 s).
+# adjust every task of a deployment without touching DAG files: the test pace. The local runtime runs an
+# hour of runbook time in a second or two, so the example DAGs' production cadence (status checks at least
+# every 30 s, approval pokes every 30 s) would only add idle minutes. Step-aware polling stays as shipped:
+# during sleeps it follows the runtime's simulated clock (reported in its response headers).
+# The maintenance DAG's approval sensor pokes every 5 s here, so its runtime's time scale must leave the
+# runbook's 24 h approval timeout well above that (1800: 48 s).
 FAST_POLLING_LOCAL_SETTINGS = '''
-"""E2E deployment settings: poll the fast simulated runtime every second or two (see tests/e2e/support.py)."""
+"""E2E deployment settings: the test pace (see tests/e2e/support.py)."""
+
+import dataclasses
 
 from airflow.sdk import BaseSensorOperator
 
 from airflow_ssm_delegate.operators.automation import SsmStartAutomationExecutionOperator
-from airflow_ssm_delegate.polling import PollSchedule
 
-WAITER_DELAY = 1.0
-MAX_POLL_INTERVAL = 2.0
+WAITER_DELAY = 2.0
 
 
 def task_policy(task):
     if isinstance(task, SsmStartAutomationExecutionOperator):
         task.waiter_delay = WAITER_DELAY
-        task.max_poll_interval = MAX_POLL_INTERVAL
-        task.schedule = PollSchedule(waiter_delay=WAITER_DELAY, max_poll_interval=MAX_POLL_INTERVAL)
+        task.schedule = dataclasses.replace(task.schedule, waiter_delay=WAITER_DELAY)
     elif isinstance(task, BaseSensorOperator):
         # Not shorter: a reschedule-mode poke re-queued before the scheduler has seen the previous poke's
         # worker exit is failed by Airflow 3.3.2 as a "state mismatch" (same race as apache/airflow#72716).
