@@ -13,11 +13,11 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, conf
+from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_ssm_delegate.clocks import sleep_blocking
-from airflow_ssm_delegate.connection import CONNECTION_TEMPLATE_FIELDS, SsmAutomationHookMixin
+from airflow_ssm_delegate.connection import CONNECTION_TEMPLATE_FIELDS
 from airflow_ssm_delegate.idempotency import (
     STATE_STORE_KEY,
     TaskIdentity,
@@ -25,6 +25,7 @@ from airflow_ssm_delegate.idempotency import (
     replacement_token,
 )
 from airflow_ssm_delegate.links.automation import SsmAutomationExecutionLink
+from airflow_ssm_delegate.operators.base import SsmAutomationBaseOperator
 from airflow_ssm_delegate.polling import (
     DEFAULT_MAX_POLL_INTERVAL,
     ExecutionWatch,
@@ -89,23 +90,7 @@ def _error_code(exc: BaseException) -> str | None:
     return error_code(exc)
 
 
-class _AutomationOperator(SsmAutomationHookMixin, BaseOperator):
-    """Connection arguments shared by every operator here (same names as the Amazon provider's)."""
-
-    def __init__(
-        self,
-        *,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
-        verify: bool | str | None = None,
-        botocore_config: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self._init_connection(aws_conn_id, region_name, verify, botocore_config)
-
-
-class SsmStartAutomationExecutionOperator(_AutomationOperator):
+class SsmStartAutomationExecutionOperator(SsmAutomationBaseOperator):
     """Start an SSM Automation runbook (only under an approved service role); by default wait for its end.
 
     Returns ``{"execution_id", "status", "outputs"}`` where outputs are the runbook's outputs (e.g.
@@ -425,7 +410,7 @@ class SsmStartAutomationExecutionOperator(_AutomationOperator):
         self.log.info("Cancelled automation execution %s because the task was killed.", self.execution_id)
 
 
-class SsmStopAutomationExecutionOperator(_AutomationOperator):
+class SsmStopAutomationExecutionOperator(SsmAutomationBaseOperator):
     """Stop an execution: ``Cancel`` (runs the runbook's onCancel steps) or ``Complete``.
 
     :param execution_id: the execution to stop. Templated (e.g. from the start task's XCom).
@@ -445,7 +430,7 @@ class SsmStopAutomationExecutionOperator(_AutomationOperator):
         self.hook.stop_automation_execution(self.execution_id, self.stop_type)
 
 
-class SsmSendAutomationSignalOperator(_AutomationOperator):
+class SsmSendAutomationSignalOperator(SsmAutomationBaseOperator):
     """Answer a waiting step: ``Approve``/``Reject`` an ``aws:approve``, ``Resume`` an ``aws:pause``, ...
 
     :param execution_id: the execution to signal. Templated.

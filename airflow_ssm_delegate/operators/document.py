@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_ssm_delegate.connection import CONNECTION_TEMPLATE_FIELDS, SsmAutomationHookMixin
+from airflow_ssm_delegate.connection import CONNECTION_TEMPLATE_FIELDS
+from airflow_ssm_delegate.operators.base import SsmAutomationBaseOperator
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class SsmPublishDocumentOperator(SsmAutomationHookMixin, BaseOperator):
+class SsmPublishDocumentOperator(SsmAutomationBaseOperator):
     """Create or update an Automation runbook, make it the default version, optionally share it.
 
     Returns ``{"name", "version", "sha256"}`` — the pin for the delegation policy. The runbook is linted
@@ -50,10 +50,6 @@ class SsmPublishDocumentOperator(SsmAutomationHookMixin, BaseOperator):
         content: str | None = None,
         document_name: str | None = None,
         share_accounts: Sequence[str] = (),
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
-        verify: bool | str | None = None,
-        botocore_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -67,7 +63,6 @@ class SsmPublishDocumentOperator(SsmAutomationHookMixin, BaseOperator):
         self.content = content
         self.document_name = document_name
         self.share_accounts = list(share_accounts)
-        self._init_connection(aws_conn_id, region_name, verify, botocore_config)
 
     def execute(self, context: Context) -> dict[str, str]:
         from pathlib import Path

@@ -9,13 +9,14 @@ from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_ssm_delegate.clocks import sleep_blocking
-from airflow_ssm_delegate.connection import CONNECTION_TEMPLATE_FIELDS, SsmAutomationHookMixin
+from airflow_ssm_delegate.connection import CONNECTION_TEMPLATE_FIELDS
 from airflow_ssm_delegate.links.automation import SsmAutomationExecutionLink
 from airflow_ssm_delegate.operators.automation import (
     check_trigger_event,
     default_deferrable,
     execution_result,
 )
+from airflow_ssm_delegate.operators.base import SsmAutomationBaseOperator
 from airflow_ssm_delegate.polling import DEFAULT_MAX_POLL_INTERVAL, read_execution
 from airflow_ssm_delegate.status import SUCCESS_STATUSES, TERMINAL_STATUSES
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class SsmAutomationExecutionSensor(SsmAutomationHookMixin, BaseSensorOperator):
+class SsmAutomationExecutionSensor(SsmAutomationBaseOperator, BaseSensorOperator):
     """Succeeds when the execution succeeds; fails with the failed step and AWS's message otherwise.
 
     It only watches: killing the sensor never stops the execution (it did not start it).
@@ -44,14 +45,9 @@ class SsmAutomationExecutionSensor(SsmAutomationHookMixin, BaseSensorOperator):
         execution_id: str,
         deferrable: bool | None = None,
         max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
-        verify: bool | str | None = None,
-        botocore_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self._init_connection(aws_conn_id, region_name, verify, botocore_config)
         self.execution_id = execution_id
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.max_poll_interval = max(max_poll_interval, float(self.poke_interval))
