@@ -105,6 +105,22 @@ class Backoff:
 DEFAULT_BACKOFF = Backoff()
 
 
+def _retry_delay(
+    exc: BaseException,
+    delays: Iterator[float],
+    should_retry: Callable[[BaseException], bool],
+    on_retry: Callable[[BaseException, float], None] | None,
+) -> float | None:
+    """How long to wait before trying again after ``exc``; None: give up (the caller re-raises ``exc``).
+
+    Shared by the blocking and the ``async`` loop so both decide and report retries the same way.
+    """
+    delay = next(delays, None) if should_retry(exc) else None
+    if delay is not None and on_retry is not None:
+        on_retry(exc, delay)
+    return delay
+
+
 def call_with_backoff(
     call: Callable[[], T],
     *,
@@ -119,11 +135,9 @@ def call_with_backoff(
         try:
             return call()
         except Exception as exc:
-            delay = next(delays, None) if should_retry(exc) else None
+            delay = _retry_delay(exc, delays, should_retry, on_retry)
             if delay is None:
                 raise
-            if on_retry is not None:
-                on_retry(exc, delay)
             sleep(delay)
 
 
@@ -141,9 +155,7 @@ async def call_with_backoff_async(
         try:
             return await call()
         except Exception as exc:
-            delay = next(delays, None) if should_retry(exc) else None
+            delay = _retry_delay(exc, delays, should_retry, on_retry)
             if delay is None:
                 raise
-            if on_retry is not None:
-                on_retry(exc, delay)
             await sleep(delay)
