@@ -17,5 +17,6 @@ os.environ.pop("AWS_PROFILE", None)
 
 pytest_plugins = [
     "tests.fixtures.local_runtime",
+    "tests.fixtures.fast_clock",
     "tests.fixtures.airflow_stack",
 ]

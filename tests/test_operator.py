@@ -8,7 +8,6 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
 from botocore.stub import ANY, Stubber
 
-from airflow_ssm_delegate.clocks import use_clock
 from airflow_ssm_delegate.idempotency import STATE_STORE_KEY, TaskIdentity, derive_client_token
 from airflow_ssm_delegate.links.automation import SsmAutomationExecutionLink
 from airflow_ssm_delegate.operators.automation import (
@@ -17,10 +16,14 @@ from airflow_ssm_delegate.operators.automation import (
     SsmStopAutomationExecutionOperator,
 )
 from airflow_ssm_delegate.triggers.automation import SsmAutomationExecutionTrigger
-from tests.test_trigger import FastClock, new_id, stubbed_hook
+from tests.test_trigger import new_id, stubbed_hook
 
 if TYPE_CHECKING:
     from airflow_ssm_delegate.hooks.automation import SsmAutomationHook
+    from tests.fixtures.fast_clock import FastClock
+
+# The blocking loop's and the backoff's waits pass on simulated time, instantly.
+pytestmark = pytest.mark.usefixtures("clock")
 
 ROLE = "arn:aws:iam::123456789012:role/LaunchRole"
 RUNBOOK = """
@@ -126,14 +129,6 @@ def add_get(stub: Stubber, execution_id: str, status: str, **extra: Any) -> None
         },
         {"AutomationExecutionId": execution_id},
     )
-
-
-@pytest.fixture(autouse=True)
-def clock() -> Any:
-    """Waits of the operator's blocking loop and backoff pass on simulated time, instantly."""
-    fast = FastClock()
-    with use_clock(fast):
-        yield fast
 
 
 @pytest.fixture

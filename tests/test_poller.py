@@ -10,23 +10,16 @@ import pytest
 
 from airflow_ssm_delegate.connection import ConnectionSettings
 from airflow_ssm_delegate.triggers.poller import BatchedPoller, get_poller
-from tests.test_trigger import FastClock, add_describe, metadata, new_id, stubbed_hook
+from tests.test_trigger import add_describe, metadata, new_id, stubbed_hook
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from botocore.stub import Stubber
 
+    from tests.fixtures.fast_clock import FastClock
+
 pytestmark = pytest.mark.usefixtures("clock")
-
-
-@pytest.fixture
-def clock() -> Iterator[FastClock]:
-    from airflow_ssm_delegate.clocks import use_clock
-
-    fast = FastClock()
-    with use_clock(fast):
-        yield fast
 
 
 @pytest.fixture

@@ -10,13 +10,14 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from airflow_ssm_delegate.clocks import use_clock
 from airflow_ssm_delegate.connection import ConnectionSettings
 from airflow_ssm_delegate.hooks.automation import SsmAutomationHook
 from airflow_ssm_delegate.triggers.automation import SsmAutomationExecutionTrigger
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from tests.fixtures.fast_clock import FastClock
 
 SLEEP_RUNBOOK = """
 schemaVersion: '0.3'
@@ -31,20 +32,6 @@ mainSteps:
     action: aws:executeAwsApi
     inputs: {Service: ec2, Api: DescribeInstances}
 """
-
-
-class FastClock:
-    """Simulated time that only moves when someone waits on it: waits cost no wall time at all."""
-
-    def __init__(self) -> None:
-        self.current = datetime(2026, 11, 28, tzinfo=timezone.utc)
-
-    def now(self) -> datetime:
-        return self.current
-
-    def wall_seconds(self, sim_seconds: float) -> float:
-        self.current += timedelta(seconds=max(0.0, sim_seconds))
-        return 0.0
 
 
 def new_id() -> str:
@@ -74,13 +61,6 @@ def add_describe(stubber: Stubber, ids: list[str], *items: dict[str, Any]) -> No
         {"AutomationExecutionMetadataList": list(items)},
         {"Filters": [{"Key": "ExecutionId", "Values": ids}]},
     )
-
-
-@pytest.fixture
-def clock() -> Iterator[FastClock]:
-    fast = FastClock()
-    with use_clock(fast):
-        yield fast
 
 
 @pytest.fixture
