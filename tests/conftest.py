@@ -18,5 +18,6 @@ os.environ.pop("AWS_PROFILE", None)
 pytest_plugins = [
     "tests.fixtures.local_runtime",
     "tests.fixtures.fast_clock",
+    "tests.local_engine_support",
     "tests.fixtures.airflow_stack",
 ]

@@ -1,5 +1,7 @@
 """Test harness for the local Automation engine alone: a plain moto server and a recording Authorizer.
 
+A pytest plugin (see conftest): fixtures ``moto_url`` and ``h`` (the harness).
+
 The Authorizer here is a test double of the engine's own interface (``local.identity.Authorizer``);
 tests of IAM as AWS decides it go through ``LocalAutomationServer`` (fixture ``local_server``).
 """
@@ -11,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from moto.server import ThreadedMotoServer
 
 from airflow_ssm_delegate.documents.model import Runbook, parse_runbook
@@ -141,6 +144,20 @@ def harness(endpoint: str, time_scale: float = 1.0) -> Iterator[Harness]:
         yield Harness(engine, documents, authorizer, clock)
     finally:
         engine.shutdown()
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """A plain moto server (no IAM enforcement) shared by the tests of one module."""
+    with moto_endpoint() as url:
+        yield url
+
+
+@pytest.fixture
+def h(moto_url: str) -> Iterator[Harness]:
+    """A fresh engine on ``moto_url`` whose clock runs 3600x, so runbook sleeps pass in seconds."""
+    with harness(moto_url, time_scale=3600) as made:
+        yield made
 
 
 def runbook(*steps: Mapping[str, Any], **top: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import boto3
 import pytest
@@ -13,29 +13,14 @@ from airflow_ssm_delegate.local.actions import REGISTRY
 from airflow_ssm_delegate.local.actions.base import StepFailure
 from airflow_ssm_delegate.local.actions.flow import sleep_end
 from airflow_ssm_delegate.local.conditions import ChoiceError, choose, evaluate
-from tests.local_engine_support import Harness, harness, moto_endpoint, runbook, step, steps_by_name
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from tests.local_engine_support import Harness, runbook, step, steps_by_name
 
 AMI = "ami-12c6146b"  # in moto's default image list
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with moto_endpoint() as url:
-        yield url
-
-
 @pytest.fixture
-def h(endpoint: str) -> Iterator[Harness]:
-    with harness(endpoint, time_scale=3600) as made:
-        yield made
-
-
-@pytest.fixture
-def ec2(endpoint: str) -> Any:
-    return boto3.client("ec2", endpoint_url=endpoint, region_name="us-east-1")
+def ec2(moto_url: str) -> Any:
+    return boto3.client("ec2", endpoint_url=moto_url, region_name="us-east-1")
 
 
 def launch(ec2: Any, count: int = 1) -> list[str]:

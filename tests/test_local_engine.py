@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -23,29 +23,12 @@ from tests.local_engine_support import (
     ROLE_ARN,
     ROLE_CREDENTIALS,
     Harness,
-    harness,
-    moto_endpoint,
     runbook,
     step,
     steps_by_name,
 )
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
 ROLE_PARAMETER = {"AutomationAssumeRole": {"type": "String", "default": ""}}
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with moto_endpoint() as url:
-        yield url
-
-
-@pytest.fixture
-def h(endpoint: str) -> Iterator[Harness]:
-    with harness(endpoint, time_scale=3600) as made:
-        yield made
 
 
 def sleep(name: str, duration: str = "PT1S", **keys: object) -> dict[str, object]:
