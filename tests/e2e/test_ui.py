@@ -132,6 +132,14 @@ def test_form_triggers_a_launch_with_non_default_values(
     conf = stack.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")["conf"]
     assert {key: conf[key] for key in FORM_VALUES} == FORM_VALUES
 
+    # The task shows the execution's console link (what the UI's extra-link button opens).
+    execution_id = stack.xcom(DAG_ID, run_id, "launch")["execution_id"]
+    links = stack.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/launch/links")
+    assert links["extra_links"]["SSM Automation Execution"] == (
+        f"https://us-east-1.console.aws.amazon.com/systems-manager/automation/execution/{execution_id}"
+        "?region=us-east-1"
+    )
+
     [instance_id] = stack.xcom(DAG_ID, run_id, "instance_ids")
     instance = runtime.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"][0][
         "Instances"
