@@ -120,18 +120,25 @@ def launch_parameters(role_arn: str, ami: str) -> dict[str, list[str]]:
     }
 
 
-def test_operator_denied_ec2_launches_a_tagged_instance_through_the_service_role(
-    rt: Runtime,
-) -> None:
-    role_arn = rt.new_role([SSM_TRUST], [allow(LAUNCH_AND_TAG)], prefix="launch-role")
+def launch_as_operator(
+    rt: Runtime, role_statements: list[dict[str, Any]], role_prefix: str
+) -> tuple[str, dict[str, Any]]:
+    """Run the bundled LaunchTaggedInstance to its end as the operator persona (denied ec2:*), under a
+    new service role granted ``role_statements``; (execution id, the execution as the operator reads it)."""
+    role_arn = rt.new_role([SSM_TRUST], role_statements, prefix=role_prefix)
     operator = rt.new_user(operator_statements(role_arn), prefix="operator")
     document = rt.publish(runbook_path("LaunchTaggedInstance").read_text(encoding="utf-8"))
     ssm = rt.client("ssm", operator)
-
     execution_id = ssm.start_automation_execution(
         DocumentName=document, Parameters=launch_parameters(role_arn, rt.ami())
     )["AutomationExecutionId"]
-    execution = finish(rt.server, ssm, execution_id)
+    return execution_id, finish(rt.server, ssm, execution_id)
+
+
+def test_operator_denied_ec2_launches_a_tagged_instance_through_the_service_role(
+    rt: Runtime,
+) -> None:
+    execution_id, execution = launch_as_operator(rt, [allow(LAUNCH_AND_TAG)], role_prefix="launch-role")
 
     assert execution["AutomationExecutionStatus"] == "Success", execution.get("FailureMessage")
     assert execution["ExecutedBy"].endswith(":user/" + execution["ExecutedBy"].rsplit("/", 1)[-1])
@@ -153,15 +160,7 @@ def test_operator_denied_ec2_launches_a_tagged_instance_through_the_service_role
 def test_role_without_create_tags_fails_the_tag_step_with_a_permission_failure(
     rt: Runtime,
 ) -> None:
-    role_arn = rt.new_role([SSM_TRUST], [allow(LAUNCH_AND_TAG[:3])], prefix="no-tags-role")
-    operator = rt.new_user(operator_statements(role_arn), prefix="operator")
-    document = rt.publish(runbook_path("LaunchTaggedInstance").read_text(encoding="utf-8"))
-    ssm = rt.client("ssm", operator)
-
-    execution_id = ssm.start_automation_execution(
-        DocumentName=document, Parameters=launch_parameters(role_arn, rt.ami())
-    )["AutomationExecutionId"]
-    execution = finish(rt.server, ssm, execution_id)
+    _, execution = launch_as_operator(rt, [allow(LAUNCH_AND_TAG[:3])], role_prefix="no-tags-role")
 
     assert execution["AutomationExecutionStatus"] == "Failed"
     steps = {s["StepName"]: s for s in execution["StepExecutions"]}
