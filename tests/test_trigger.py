@@ -15,7 +15,7 @@ from airflow_ssm_delegate.hooks.automation import SsmAutomationHook
 from airflow_ssm_delegate.triggers.automation import SsmAutomationExecutionTrigger
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from tests.fixtures.fast_clock import FastClock
 
@@ -61,6 +61,18 @@ def add_describe(stubber: Stubber, ids: list[str], *items: dict[str, Any]) -> No
         {"AutomationExecutionMetadataList": list(items)},
         {"Filters": [{"Key": "ExecutionId", "Values": ids}]},
     )
+
+
+def add_sleep_runbook(
+    stubber: Stubber, answer: Callable[[dict[str, Any]], dict[str, Any]] = lambda response: response
+) -> None:
+    """Stub the step-aware schedule's reads of runbook "Maintenance" v1 (``SLEEP_RUNBOOK``): GetDocument,
+    then DescribeDocument; ``answer`` may decorate each response (e.g. with the runtime's clock headers)."""
+    version = {"Name": "Maintenance", "DocumentVersion": "1"}
+    stubber.add_response(
+        "get_document", answer({**version, "Content": SLEEP_RUNBOOK, "DocumentFormat": "YAML"}), version
+    )
+    stubber.add_response("describe_document", answer({"Document": {"Name": "Maintenance"}}), version)
 
 
 @pytest.fixture
@@ -131,16 +143,7 @@ async def test_waits_through_a_sleep_with_few_calls(stub: Stubber, clock: FastCl
     execution_id = new_id()
     meta = {"DocumentName": "Maintenance", "DocumentVersion": "1"}
     add_describe(stub, [execution_id], metadata(execution_id, "InProgress", "window", **meta))
-    stub.add_response(
-        "get_document",
-        {"Name": "Maintenance", "DocumentVersion": "1", "Content": SLEEP_RUNBOOK, "DocumentFormat": "YAML"},
-        {"Name": "Maintenance", "DocumentVersion": "1"},
-    )
-    stub.add_response(
-        "describe_document",
-        {"Document": {"Name": "Maintenance"}},
-        {"Name": "Maintenance", "DocumentVersion": "1"},
-    )
+    add_sleep_runbook(stub)
     stub.add_response(
         "describe_automation_step_executions",
         {
@@ -253,16 +256,7 @@ async def test_step_aware_waits_follow_the_endpoint_clock(
         at(start, {"AutomationExecutionMetadataList": [in_window]}),
         describe,
     )
-    stub.add_response(
-        "get_document",
-        at(start, {"Name": "Maintenance", "DocumentVersion": "1", "Content": SLEEP_RUNBOOK}),
-        {"Name": "Maintenance", "DocumentVersion": "1"},
-    )
-    stub.add_response(
-        "describe_document",
-        at(start, {"Document": {"Name": "Maintenance"}}),
-        {"Name": "Maintenance", "DocumentVersion": "1"},
-    )
+    add_sleep_runbook(stub, lambda response: at(start, response))
     step = {
         "StepName": "window",
         "Action": "aws:sleep",
@@ -306,16 +300,7 @@ async def test_unreadable_step_records_only_cost_the_optimisation(stub: Stubber,
     execution_id = new_id()
     meta = {"DocumentName": "Maintenance", "DocumentVersion": "1"}
     add_describe(stub, [execution_id], metadata(execution_id, "InProgress", "window", **meta))
-    stub.add_response(
-        "get_document",
-        {"Name": "Maintenance", "DocumentVersion": "1", "Content": SLEEP_RUNBOOK, "DocumentFormat": "YAML"},
-        {"Name": "Maintenance", "DocumentVersion": "1"},
-    )
-    stub.add_response(
-        "describe_document",
-        {"Document": {"Name": "Maintenance"}},
-        {"Name": "Maintenance", "DocumentVersion": "1"},
-    )
+    add_sleep_runbook(stub)
     stub.add_client_error("describe_automation_step_executions", "AccessDeniedException", "no")
     add_describe(stub, [execution_id], metadata(execution_id, "Success", **meta))
     started = clock.now()
