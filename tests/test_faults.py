@@ -48,20 +48,19 @@ def runbook(*steps: dict[str, Any]) -> str:
     )
 
 
-LAUNCH_AND_WAIT = runbook(
-    {
-        "name": "launch",
-        "action": "aws:runInstances",
-        "inputs": {
-            "ImageId": "ami-12c6146b",
-            "InstanceType": "t3.micro",
-            "MinInstanceCount": 1,
-            "MaxInstanceCount": 1,
-            "TagSpecifications": [
-                {"ResourceType": "instance", "Tags": [{"Key": "Marker", "Value": "{{ Marker }}"}]}
-            ],
-        },
+LAUNCH: dict[str, Any] = {
+    "name": "launch",
+    "action": "aws:runInstances",
+    "inputs": {
+        "ImageId": "ami-12c6146b",
+        "InstanceType": "t3.micro",
+        "MinInstanceCount": 1,
+        "MaxInstanceCount": 1,
     },
+}
+MARKER_TAG = [{"ResourceType": "instance", "Tags": [{"Key": "Marker", "Value": "{{ Marker }}"}]}]
+LAUNCH_AND_WAIT = runbook(
+    {**LAUNCH, "inputs": {**LAUNCH["inputs"], "TagSpecifications": MARKER_TAG}},
     {"name": "window", "action": "aws:sleep", "inputs": {"Duration": "PT6H"}},
 )
 SHORT = runbook(
@@ -330,18 +329,6 @@ def test_response_without_a_status_is_a_clear_error(
 
 
 # -- in health ------------------------------------------------------------------------------------
-
-
-LAUNCH = {
-    "name": "launch",
-    "action": "aws:runInstances",
-    "inputs": {
-        "ImageId": "ami-12c6146b",
-        "InstanceType": "t3.micro",
-        "MinInstanceCount": 1,
-        "MaxInstanceCount": 1,
-    },
-}
 
 
 def with_outputs(content: str) -> str:
