@@ -53,6 +53,20 @@ def test_a_second_server_in_the_same_process_is_refused(local_server: LocalAutom
     assert client_for(local_server, "sts").get_caller_identity()["Arn"].endswith(":user/local-admin")
 
 
+def test_the_server_is_importable_from_the_local_package() -> None:
+    from airflow_ssm_delegate import local
+
+    assert local.LocalAutomationServer is LocalAutomationServer
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = local.Nope
+
+
+@pytest.mark.parametrize("port", [-1, 65536, "4566", 1.5, True])
+def test_a_bad_port_is_refused_when_constructed(port: Any) -> None:
+    with pytest.raises(ValueError, match=r"port must be a TCP port number 0-65535 \(0 picks a free one\)"):
+        LocalAutomationServer(port=port)
+
+
 def test_endpoint_before_start_says_what_to_do() -> None:
     with pytest.raises(RuntimeError, match="call start"):
         _ = LocalAutomationServer().endpoint_url

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ADMIN_USER_NAME = "local-admin"
+_MAX_PORT = 65535
 
 
 class _RunningServer:
@@ -59,6 +60,10 @@ class LocalAutomationServer:
     def __init__(
         self, host: str = "127.0.0.1", port: int = 0, time_scale: float = 1.0, enforce_iam: bool = True
     ) -> None:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= _MAX_PORT:
+            raise ValueError(
+                f"port must be a TCP port number 0-{_MAX_PORT} (0 picks a free one), got {port!r}"
+            )
         self.host = host
         self.port = port
         SimulatedClock.check_scale(time_scale)
