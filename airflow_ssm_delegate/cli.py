@@ -198,7 +198,14 @@ def _add_publish(commands: Any) -> None:
     parser = commands.add_parser("publish", help="create or update a runbook document, set default, share")
     parser.add_argument("file", metavar="FILE", help="runbook file (YAML or JSON); linted first")
     parser.add_argument("--name", help="document name (default: the file stem)")
-    parser.add_argument("--share", nargs="+", default=[], metavar="ACCOUNT", help="12-digit account ids")
+    parser.add_argument(
+        "--share",
+        nargs="+",
+        action="extend",  # `--share A B` and `--share A --share B` both share with A and B
+        default=[],
+        metavar="ACCOUNT",
+        help="12-digit account ids",
+    )
     _add_aws_options(parser)
     parser.set_defaults(handler=_publish)
 

@@ -40,6 +40,16 @@ def test_publish_refusal_is_one_line_exit_2(moto_aws, capsys):
     assert "Traceback" not in err
 
 
+def test_publish_shares_with_every_account_whether_listed_once_or_repeated(moto_aws, capsys):
+    argv = ["publish", str(LAUNCH), "--region", "us-east-1", "--share", "111111111111", "222222222222"]
+    assert cli.main([*argv, "--share", "333333333333"]) == 0
+    assert "shared with 111111111111, 222222222222, 333333333333" in capsys.readouterr().out
+    permission = boto3.client("ssm", region_name="us-east-1").describe_document_permission(
+        Name="LaunchTaggedInstance", PermissionType="Share"
+    )
+    assert sorted(permission["AccountIds"]) == ["111111111111", "222222222222", "333333333333"]
+
+
 def test_aws_errors_are_one_line_exit_2(capsys):
     # Nothing listens on port 9: botocore's connection error, reported without a traceback.
     argv = ["publish", str(LAUNCH), "--region", "us-east-1", "--endpoint-url", "http://127.0.0.1:9"]
