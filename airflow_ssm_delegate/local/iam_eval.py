@@ -297,7 +297,7 @@ def _lookup(context: Mapping[str, ContextValue], key: str) -> list[str] | None:
 def conditions_hold(conditions: Mapping[str, Mapping[str, Any]], context: Mapping[str, ContextValue]) -> bool:
     """All operators, all keys within an operator must hold (AND); the values of one key are OR'd."""
     return all(
-        _condition_holds(operator, key, _expected_values(expected, context), _lookup(context, key))
+        _condition_holds(operator, _expected_values(expected, context), _lookup(context, key))
         for operator, keys in conditions.items()
         for key, expected in keys.items()
     )
@@ -308,7 +308,7 @@ def _expected_values(expected: Any, context: Mapping[str, ContextValue]) -> list
     return [value for value in resolved if value is not None]
 
 
-def _condition_holds(operator: str, key: str, expected: list[str], actual: list[str] | None) -> bool:
+def _condition_holds(operator: str, expected: list[str], actual: list[str] | None) -> bool:
     qualifier, _, name = operator.rpartition(":")
     if_exists = name.endswith("IfExists")
     name = name.removesuffix("IfExists")
