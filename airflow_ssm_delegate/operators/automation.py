@@ -51,6 +51,7 @@ STOP_TYPES = ("Cancel", "Complete")
 
 
 def default_deferrable() -> bool:
+    """Airflow's ``[operators] default_deferrable``, so a deployment switches every task at once."""
     return conf.getboolean("operators", "default_deferrable", fallback=False)
 
 
@@ -85,6 +86,7 @@ def check_trigger_event(event: dict[str, Any] | None, execution_id: str | None) 
 
 
 def _error_code(exc: BaseException) -> str | None:
+    """``retry.error_code``, imported on first use: ``retry`` imports botocore, which DAG parsing must not."""
     from airflow_ssm_delegate.retry import error_code
 
     return error_code(exc)
