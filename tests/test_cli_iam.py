@@ -76,6 +76,16 @@ def test_runbook_whose_permissions_depend_on_parameters_is_refused(tmp_path, cap
     assert "Service and Api must be literal" in capsys.readouterr().err
 
 
+def test_runbook_with_an_unknown_action_is_refused_not_given_an_empty_policy(tmp_path, capsys):
+    typo = tmp_path / "Typo.yaml"
+    launch = runbook_path("LaunchTaggedInstance").read_text()
+    typo.write_text(launch.replace("action: aws:createTags", "action: aws:createTag"))
+    assert main(["iam", str(typo), *ARGS]) == 2
+    out, err = capsys.readouterr()
+    assert "unknown action 'aws:createTag'" in err and "airflow-ssm-delegate lint" in err
+    assert out == ""
+
+
 def test_invalid_account_is_refused_by_the_parser(capsys):
     with pytest.raises(SystemExit) as exited:
         main(["iam", "x.yaml", "--role-name", "R", "--account", "12", "--region", "us-east-1"])

@@ -193,6 +193,11 @@ def iam_actions_for_step(step: StepSpec) -> list[str]:
     notifies.
     """
     action = step.action
+    if action not in ACTIONS:  # an unknown action's calls are unknown: an empty grant would fail at run time
+        raise UnresolvablePermissionError(
+            f"step {step.name}: unknown action {action!r}, so its permissions are unknown "
+            "(run `airflow-ssm-delegate lint` on the runbook)"
+        )
     if action in ("aws:executeAwsApi", "aws:assertAwsResourceProperty", "aws:waitForAwsResourceProperty"):
         permissions = [_api_permission(step)]
     elif action == "aws:changeInstanceState":
