@@ -163,3 +163,27 @@ def test_maintenance_task_defers_and_the_triggerer_resumes_it(
         assert {s["StepName"]: s["StepStatus"] for s in execution["StepExecutions"]}[
             "approveMaintenance"
         ] == ("Success")
+
+
+def test_rerunning_an_interval_reattaches_to_its_execution(
+    maintenance_world: tuple[AirflowStack, LocalRuntime], backfill: BackfillObservation
+) -> None:
+    """Idempotent per logical date: clearing a finished interval's maintenance starts no second execution."""
+    stack, runtime = maintenance_world
+    run_id = backfill.run_ids[0]
+    first = stack.xcom(DAG_ID, run_id, TASK_ID)["execution_id"]
+
+    stack.api(
+        "POST",
+        f"/api/v2/dags/{DAG_ID}/clearTaskInstances",
+        {"dry_run": False, "dag_run_id": run_id, "task_ids": [TASK_ID], "only_failed": False},
+    )
+
+    assert stack.wait_for_run(DAG_ID, run_id, timeout=180) == "success"
+    [(try_number,)] = stack.sql(
+        "SELECT try_number FROM task_instance WHERE dag_id = %s AND run_id = %s AND task_id = %s",
+        (DAG_ID, run_id, TASK_ID),
+    )
+    assert try_number == 2
+    assert stack.xcom(DAG_ID, run_id, TASK_ID)["execution_id"] == first
+    assert len(runtime.executions(DOCUMENT)) == 3
