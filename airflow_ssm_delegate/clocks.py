@@ -99,11 +99,6 @@ class _Installed:
     clock: Clock | None = None
 
 
-def installed_clock() -> Clock | None:
-    """The clock installed with :func:`use_clock`, if any."""
-    return _Installed.clock
-
-
 def clock_or(default: Clock) -> Clock:
     """The installed clock, else ``default`` (a loop's ServerClock)."""
     return _Installed.clock or default

@@ -51,7 +51,6 @@ _OPERATORS: dict[str, Callable[[Any, Any, str], bool]] = {
     "NumericLesserOrEquals": _numeric(operator.le),
     "BooleanEquals": lambda v, e, w: _boolean(v, w) == _boolean(e, w),
 }
-OPERATORS = frozenset(_OPERATORS)
 
 
 def evaluate(rule: Any, where: str = "Choices") -> bool:
