@@ -248,6 +248,38 @@ def test_a_runbook_that_does_not_parse_fails_without_retry(hook: SsmAutomationHo
         hook.start_automation_execution(NAME, {}, service_role_arn=LAUNCH_ROLE)
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            {"parameters": ["Owner=x"]},
+            "parameters must be a mapping of runbook parameter name to value, got list",
+        ),
+        ({"parameters": {"Owner": "x"}, "tags": "team"}, "tags must be a mapping"),
+        ({"parameters": {"Owner": "x"}, "tags": [{"Team": "a"}]}, "tags must be a mapping"),
+    ],
+)
+def test_arguments_of_the_wrong_shape_are_refused_before_any_call(
+    hook: SsmAutomationHook, stubber: Stubber, arguments: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        hook.start_automation_execution(NAME, service_role_arn=LAUNCH_ROLE, **arguments)
+
+
+def test_a_missing_runbook_version_is_named_and_not_retried(
+    hook: SsmAutomationHook, stubber: Stubber
+) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    stubber.add_client_error(
+        "get_document", "InvalidDocument", "The specified document does not exist.", 400, None
+    )
+    with pytest.raises(AirflowFailException, match=f"Runbook {NAME} version 7 cannot be read: The specified"):
+        hook.start_automation_execution(
+            NAME, {"Owner": "x"}, document_version="7", service_role_arn=LAUNCH_ROLE
+        )
+
+
 # ------------------------------------------------------------------------------------------ watch
 
 

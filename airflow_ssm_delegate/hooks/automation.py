@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 MAX_IDS_PER_FILTER = 10  # DescribeAutomationExecutions: each filter takes 1-10 values
 _TAG_VALUE_FORBIDDEN = re.compile(r"[^\w\s.:/=+\-@]")
 _MAX_TAG_VALUE = 256
+_NO_SUCH_DOCUMENT_CODES = frozenset({"InvalidDocument", "InvalidDocumentVersion"})
 
 
 class ClientTokenConflict(AirflowFailException):
@@ -74,6 +75,11 @@ class SsmAutomationHook(AwsBaseHook):
         before StartAutomationExecution is called. The start is pinned to a concrete version, runs as the
         role passed in the runbook's assume-role parameter and carries the Airflow audit tags.
         """
+        if parameters is not None and not isinstance(parameters, Mapping):
+            raise TypeError(
+                f"parameters must be a mapping of runbook parameter name to value, got "
+                f"{type(parameters).__name__} {parameters!r:.80}"
+            )
         request = StartRequest(
             document_name=document_name,
             document_version=str(document_version) if document_version is not None else None,
@@ -138,7 +144,17 @@ class SsmAutomationHook(AwsBaseHook):
         """
         from airflow_ssm_delegate.documents.model import RunbookError, parse_runbook
 
-        document = self.conn.get_document(Name=name, **_without_none(DocumentVersion=version))
+        try:
+            document = self.conn.get_document(Name=name, **_without_none(DocumentVersion=version))
+        except ClientError as error:
+            if _error_code(error) not in _NO_SUCH_DOCUMENT_CODES:
+                raise
+            raise AirflowFailException(
+                f"Runbook {name} version {version or '$DEFAULT'} cannot be read: "
+                f"{error.response.get('Error', {}).get('Message', error)} ({_error_code(error)}). Check "
+                "document_name and document_version, and that the runbook is published (or shared) in this "
+                "account and region."
+            ) from error
         concrete = str(document["DocumentVersion"])
         description = self.describe_document(name, concrete)
         description.setdefault("DocumentVersion", concrete)
@@ -236,6 +252,11 @@ def _tag_mapping(tags: Mapping[str, str] | Sequence[Mapping[str, str]] | None) -
         return {}
     if isinstance(tags, Mapping):
         return {str(key): str(value) for key, value in tags.items()}
+    if isinstance(tags, str) or not all(isinstance(tag, Mapping) and "Key" in tag for tag in tags):
+        raise TypeError(
+            'tags must be a mapping {"Key": "Value"} or a list of {"Key": ..., "Value": ...}, '
+            f"got {tags!r:.80}"
+        )
     return {str(tag["Key"]): str(tag.get("Value", "")) for tag in tags}
 
 
