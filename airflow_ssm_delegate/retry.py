@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -60,6 +61,11 @@ _TRANSIENT_EXCEPTIONS = (
 
 def merged_botocore_config(user_config: dict[str, Any] | None) -> dict[str, Any]:
     """The user's botocore config with a retry policy added, unless the user chose one themselves."""
+    if user_config is not None and not isinstance(user_config, Mapping):
+        raise TypeError(
+            "botocore_config must be a dict of botocore.config.Config arguments (e.g. "
+            f'{{"read_timeout": 30}}), got {type(user_config).__name__} {user_config!r:.80}'
+        )
     merged = dict(user_config or {})
     merged.setdefault("retries", dict(DEFAULT_RETRIES))
     return merged

@@ -50,6 +50,12 @@ def test_retry_policy_is_added_but_never_overrides_the_user() -> None:
     assert merged_botocore_config({"read_timeout": 5})["read_timeout"] == 5
 
 
+@pytest.mark.parametrize("config", ["retries", ["read_timeout", 5]])
+def test_a_botocore_config_that_is_not_a_dict_is_refused_by_name(config: object) -> None:
+    with pytest.raises(TypeError, match=r"botocore_config must be a dict of botocore\.config\.Config"):
+        merged_botocore_config(config)  # type: ignore[arg-type]
+
+
 def test_backoff_is_jittered_and_capped() -> None:
     delays = list(Backoff(base=2, cap=10, max_attempts=8).delays(random.Random(1)))
     assert len(delays) == 7
