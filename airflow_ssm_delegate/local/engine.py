@@ -21,7 +21,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -318,29 +318,12 @@ class AutomationEngine:
         version = request.get("DocumentVersion")
         document_name, document_version, runbook = self._load_authorized(caller, name, version)
         _check_supported_actions(runbook)
-        api_parameters = request.get("Parameters") or {}
-        if not isinstance(api_parameters, dict):
-            raise AutomationApiError(
-                "InvalidAutomationExecutionParametersException", "Parameters must be a map of name to values."
-            )
-        try:
-            values = resolve_parameters(runbook, api_parameters)
-        except ParameterValidationError as error:
-            raise AutomationApiError("InvalidAutomationExecutionParametersException", str(error)) from None
-        except (TypeError, ValueError, AttributeError) as error:  # values of shapes no check expects
-            raise AutomationApiError(
-                "InvalidAutomationExecutionParametersException",
-                f"Parameters must map each name to a list of strings: {error}",
-            ) from None
+        values = _resolved_parameters(runbook, request.get("Parameters"))
         role_arn = _role_arn(runbook, values)
         # the concrete version again, and iam:PassRole, which needs the role the parameters name
         self.authorizer.authorize_start(caller, document_name, document_version, role_arn)
         token = request.get("ClientToken")
-        fingerprint = json.dumps(
-            {"request": {k: v for k, v in request.items() if k != "ClientToken"}, "caller": caller.arn},
-            sort_keys=True,
-            default=str,
-        )
+        fingerprint = _request_fingerprint(request, caller)
         with self._lock:
             if token is not None:
                 known = self._tokens.get(str(token))
@@ -802,6 +785,33 @@ class AutomationEngine:
         with parent.lock:
             if not parent.finished:
                 self._deliver(parent, Signal(CHILD_FINISHED, {"ExecutionId": [child_id]}))
+
+
+def _resolved_parameters(runbook: Runbook, api_parameters: Any) -> dict[str, Any]:
+    """The request's Parameters as typed values with defaults; any problem is the API's parameter error."""
+    api_parameters = api_parameters or {}
+    if not isinstance(api_parameters, dict):
+        raise AutomationApiError(
+            "InvalidAutomationExecutionParametersException", "Parameters must be a map of name to values."
+        )
+    try:
+        return resolve_parameters(runbook, api_parameters)
+    except ParameterValidationError as error:
+        raise AutomationApiError("InvalidAutomationExecutionParametersException", str(error)) from None
+    except (TypeError, ValueError, AttributeError) as error:  # values of shapes no check expects
+        raise AutomationApiError(
+            "InvalidAutomationExecutionParametersException",
+            f"Parameters must map each name to a list of strings: {error}",
+        ) from None
+
+
+def _request_fingerprint(request: Mapping[str, Any], caller: Caller) -> str:
+    """What must match for a reused ClientToken to mean "the same start" (the same request and caller)."""
+    return json.dumps(
+        {"request": {k: v for k, v in request.items() if k != "ClientToken"}, "caller": caller.arn},
+        sort_keys=True,
+        default=str,
+    )
 
 
 def _checked_tags(tags: Any) -> list[dict[str, str]]:
