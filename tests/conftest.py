@@ -17,7 +17,7 @@ os.environ.pop("AWS_PROFILE", None)
 
 pytest_plugins = [
     "tests.fixtures.local_runtime",
-    "tests.fixtures.fast_clock",
+    "tests.fixtures.stubbed_ssm",
     "tests.local_engine_support",
     "tests.fixtures.airflow_stack",
 ]

@@ -16,11 +16,11 @@ from airflow_ssm_delegate.operators.automation import (
     SsmStopAutomationExecutionOperator,
 )
 from airflow_ssm_delegate.triggers.automation import SsmAutomationExecutionTrigger
-from tests.test_trigger import new_id, stubbed_hook
+from tests.test_trigger import new_id
 
 if TYPE_CHECKING:
     from airflow_ssm_delegate.hooks.automation import SsmAutomationHook
-    from tests.fixtures.fast_clock import FastClock
+    from tests.fixtures.stubbed_ssm import FastClock
 
 # The blocking loop's and the backoff's waits pass on simulated time, instantly.
 pytestmark = pytest.mark.usefixtures("clock")
@@ -129,13 +129,6 @@ def add_get(stub: Stubber, execution_id: str, status: str, **extra: Any) -> None
         },
         {"AutomationExecutionId": execution_id},
     )
-
-
-@pytest.fixture
-def hook_and_stub() -> Any:
-    hook, stubber = stubbed_hook()
-    yield hook, stubber
-    stubber.assert_no_pending_responses()
 
 
 def test_runs_to_success_and_returns_outputs(hook_and_stub: Any) -> None:

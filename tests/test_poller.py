@@ -10,23 +10,14 @@ import pytest
 
 from airflow_ssm_delegate.connection import ConnectionSettings
 from airflow_ssm_delegate.triggers.poller import BatchedPoller, get_poller
-from tests.test_trigger import add_describe, metadata, new_id, stubbed_hook
+from tests.test_trigger import add_describe, metadata, new_id
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from botocore.stub import Stubber
 
-    from tests.fixtures.fast_clock import FastClock
+    from tests.fixtures.stubbed_ssm import FastClock
 
 pytestmark = pytest.mark.usefixtures("clock")
-
-
-@pytest.fixture
-def hook_and_stub() -> Iterator[tuple[Any, Stubber]]:
-    hook, stubber = stubbed_hook()
-    yield hook, stubber
-    stubber.assert_no_pending_responses()
 
 
 def get_response(execution_id: str, status: str) -> dict[str, Any]:

@@ -10,14 +10,7 @@ from airflow.sdk.exceptions import AirflowException, TaskDeferred
 from airflow_ssm_delegate.sensors.automation import SsmAutomationExecutionSensor
 from airflow_ssm_delegate.triggers.automation import SsmAutomationExecutionTrigger
 from tests.test_operator import add_get, context
-from tests.test_trigger import new_id, stubbed_hook
-
-
-@pytest.fixture
-def hook_and_stub() -> Any:
-    hook, stubber = stubbed_hook()
-    yield hook, stubber
-    stubber.assert_no_pending_responses()
+from tests.test_trigger import new_id
 
 
 def sensor(hook: Any, execution_id: str, **kwargs: Any) -> SsmAutomationExecutionSensor:

@@ -6,18 +6,18 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
-from botocore.stub import Stubber
 
 from airflow_ssm_delegate.connection import ConnectionSettings
-from airflow_ssm_delegate.hooks.automation import SsmAutomationHook
 from airflow_ssm_delegate.triggers.automation import SsmAutomationExecutionTrigger
+from tests.fixtures.stubbed_ssm import stubbed_hook
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from tests.fixtures.fast_clock import FastClock
+    from botocore.stub import Stubber
+
+    from tests.fixtures.stubbed_ssm import FastClock
 
 SLEEP_RUNBOOK = """
 schemaVersion: '0.3'
@@ -36,16 +36,6 @@ mainSteps:
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-def stubbed_hook() -> tuple[SsmAutomationHook, Stubber]:
-    """A real hook whose boto3 client answers from a Stubber (which checks shapes against the API model)."""
-    hook = SsmAutomationHook(aws_conn_id=None, region_name="us-east-1")
-    client = boto3.client("ssm", region_name="us-east-1")
-    stubber = Stubber(client)
-    stubber.activate()
-    hook.__dict__["conn"] = client
-    return hook, stubber
 
 
 def metadata(execution_id: str, status: str, step: str | None = None, **extra: Any) -> dict[str, Any]:
