@@ -132,6 +132,22 @@ def test_start_resolves_default_version_to_a_number_and_sends_targets(
     )
 
 
+def test_a_runbook_without_parameters_is_started_without_the_parameters_map(
+    hook: SsmAutomationHook, stubber: Stubber
+) -> None:
+    # A literal assumeRole needs no parameter; StartAutomationExecution refuses Parameters={} (min 1).
+    content = f"schemaVersion: '0.3'\nassumeRole: {LAUNCH_ROLE}\nmainSteps:\n"
+    content += "  - {name: nap, action: 'aws:sleep', inputs: {Duration: PT1M}}\n"
+    stubber.add_response("get_document", {"Name": "Nap", "DocumentVersion": "2", "Content": content}, None)
+    stubber.add_response("describe_document", {"Document": {"Name": "Nap", "DocumentVersion": "2"}}, None)
+    stubber.add_response(
+        "start_automation_execution",
+        {"AutomationExecutionId": EXECUTION_ID},
+        {"DocumentName": "Nap", "DocumentVersion": "2", "Mode": "Auto"},
+    )
+    assert hook.start_automation_execution("Nap") == EXECUTION_ID
+
+
 def test_refusal_before_reading_makes_no_call_at_all(hook: SsmAutomationHook, stubber: Stubber) -> None:
     with pytest.raises(PolicyViolation) as caught:
         hook.start_automation_execution(NAME, {"Owner": "x"}, service_role_arn="not-a-role")

@@ -103,7 +103,7 @@ class SsmAutomationHook(AwsBaseHook):
         arguments = _without_none(
             DocumentName=plan.document_name,
             DocumentVersion=plan.document_version,
-            Parameters=plan.parameters,
+            Parameters=plan.parameters or None,  # the API refuses an empty map (min 1 entry)
             ClientToken=client_token,
             Mode=mode,
             TargetParameterName=target_parameter_name,
