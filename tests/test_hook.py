@@ -347,10 +347,20 @@ def test_get_stop_and_signal_request_shapes(hook: SsmAutomationHook, stubber: St
     stubber.add_response(
         "send_automation_signal", {}, {"AutomationExecutionId": EXECUTION_ID, "SignalType": "Resume"}
     )
+    stubber.add_response(
+        "send_automation_signal",
+        {},
+        {
+            "AutomationExecutionId": EXECUTION_ID,
+            "SignalType": "Reject",
+            "Payload": {"Ticket": ["42"], "Reasons": ["a", "b"]},
+        },
+    )
     assert hook.get_automation_execution(EXECUTION_ID)["AutomationExecutionStatus"] == "Waiting"
     hook.stop_automation_execution(EXECUTION_ID)
     hook.send_automation_signal(EXECUTION_ID, "Approve", {"Comment": "ok"})
     hook.send_automation_signal(EXECUTION_ID, "Resume")
+    hook.send_automation_signal(EXECUTION_ID, "Reject", {"Ticket": 42, "Reasons": ("a", "b")})
 
 
 def test_failure_description_pages_truncated_steps(hook: SsmAutomationHook, stubber: Stubber) -> None:

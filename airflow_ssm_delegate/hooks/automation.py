@@ -217,13 +217,14 @@ class SsmAutomationHook(AwsBaseHook):
     ) -> None:
         """Answer an ``aws:approve`` or ``aws:pause`` step: Approve, Reject, Resume, StartStep, StopStep.
 
-        Payload values may be a string or a list of strings (e.g. ``{"Comment": "ok"}``).
+        Payload values may be a single value or a list of values (e.g. ``{"Comment": "ok"}``); each
+        becomes a string, as the API takes only lists of strings.
         """
         self.log.info("Sending %s to automation execution %s", signal_type, execution_id)
         arguments: dict[str, Any] = {"AutomationExecutionId": execution_id, "SignalType": signal_type}
         if payload:
             arguments["Payload"] = {
-                key: [value] if isinstance(value, str) else [str(item) for item in value]
+                key: [str(item) for item in value] if isinstance(value, (list, tuple)) else [str(value)]
                 for key, value in payload.items()
             }
         self.conn.send_automation_signal(**arguments)
