@@ -25,7 +25,7 @@ from airflow_ssm_delegate.operators.automation import SsmStartAutomationExecutio
 from airflow_ssm_delegate.retry import Backoff
 from airflow_ssm_delegate.triggers import poller as poller_module
 from airflow_ssm_delegate.triggers.automation import SsmAutomationExecutionTrigger
-from tests.fixtures.local_runtime import client_for, unique
+from tests.fixtures.local_runtime import SSM_TRUST, client_for, unique
 from tests.test_operator import FakeStateStore, FakeTaskInstance, context
 
 if TYPE_CHECKING:
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
     from airflow_ssm_delegate.local.server import LocalAutomationServer
 
-SSM_TRUST = {"Effect": "Allow", "Principal": {"Service": "ssm.amazonaws.com"}, "Action": "sts:AssumeRole"}
 EC2_ALL = {"Effect": "Allow", "Action": ["ec2:*"], "Resource": "*"}
 
 

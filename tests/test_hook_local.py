@@ -14,6 +14,7 @@ from airflow_ssm_delegate.links.automation import SsmAutomationExecutionLink
 from airflow_ssm_delegate.policy import PolicyViolation
 from airflow_ssm_delegate.status import WAITER_NAME
 from tests.fixtures.airflow_stack import write_dags
+from tests.fixtures.local_runtime import SSM_TRUST
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from airflow_ssm_delegate.local.server import LocalAutomationServer
     from tests.fixtures.airflow_stack import SqliteAirflow
 
-SSM_TRUST = {"Effect": "Allow", "Principal": {"Service": "ssm.amazonaws.com"}, "Action": "sts:AssumeRole"}
 OPERATOR_SSM = [
     "ssm:GetDocument",
     "ssm:DescribeDocument",

@@ -13,13 +13,13 @@ import pytest
 import yaml
 
 from airflow_ssm_delegate.documents.bundled import runbook_path
+from tests.fixtures.local_runtime import SSM_TRUST
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from airflow_ssm_delegate.local.server import LocalAutomationServer
 
-SSM_TRUST = {"Effect": "Allow", "Principal": {"Service": "ssm.amazonaws.com"}, "Action": "sts:AssumeRole"}
 EXECUTION_APIS = [
     "ssm:StartAutomationExecution",
     "ssm:GetAutomationExecution",

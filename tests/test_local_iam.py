@@ -13,7 +13,7 @@ import pytest
 from airflow_ssm_delegate.documents.bundled import runbook_path
 from airflow_ssm_delegate.local.errors import AutomationApiError
 from airflow_ssm_delegate.local.identity import Caller, Credentials
-from tests.fixtures.local_runtime import error_of, policy_document, unique
+from tests.fixtures.local_runtime import SSM_TRUST, error_of, policy_document, unique
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from airflow_ssm_delegate.local.server import LocalAutomationServer
 
 ACCOUNT = "123456789012"
-SSM_TRUST = {"Effect": "Allow", "Principal": {"Service": "ssm.amazonaws.com"}, "Action": "sts:AssumeRole"}
 ALL = {"Effect": "Allow", "Action": "*", "Resource": "*"}
 
 

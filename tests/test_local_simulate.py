@@ -6,13 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_ssm_delegate.documents.bundled import runbook_path
 from airflow_ssm_delegate.documents.preflight import preflight
-from tests.fixtures.local_runtime import error_of, unique
+from tests.fixtures.local_runtime import SSM_TRUST, error_of, unique
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 ACCOUNT = "123456789012"
-SSM_TRUST = {"Effect": "Allow", "Principal": {"Service": "ssm.amazonaws.com"}, "Action": "sts:AssumeRole"}
 
 
 def _decisions(iam: Any, source: str, actions: list[str], resources: list[str], **extra: Any) -> list[str]:
