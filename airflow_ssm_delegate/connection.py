@@ -74,6 +74,7 @@ class SsmAutomationHookMixin:
 
     @property
     def connection_settings(self) -> ConnectionSettings:
+        """Read afresh each time: template rendering may change the four fields after ``__init__``."""
         return ConnectionSettings(self.aws_conn_id, self.region_name, self.verify, self.botocore_config)
 
     @cached_property

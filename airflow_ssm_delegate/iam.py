@@ -32,6 +32,8 @@ Condition = dict[str, dict[str, Any]]
 
 @dataclass(frozen=True)
 class Scope:
+    """The account and region the policies are written for: every ARN they name is built here."""
+
     account: str
     region: str
 
@@ -39,6 +41,7 @@ class Scope:
         return f"arn:aws:{service}:{self.region}:{self.account if account else ''}:{resource}"
 
     def ec2(self, kind: str, name: str = "*") -> str:
+        """An EC2 ARN; images and snapshots have an empty account field (they may be another's, shared)."""
         return self.arn("ec2", f"{kind}/{name}", account=kind not in ("image", "snapshot"))
 
 
