@@ -64,6 +64,7 @@ def test_share_with_accounts(ssm):
     ("kwargs", "message"),
     [
         ({"share_accounts": ["All"]}, "public sharing is refused"),
+        ({"share_accounts": "111122223333"}, r"must be a list .* write \['111122223333'\]"),
         ({"name": "AWS-Mine"}, "not starting with aws"),
         ({"name": "x"}, "is invalid"),
     ],

@@ -151,6 +151,11 @@ def publish_document(
         if not isinstance(content, os.PathLike):
             raise PublishError("give the document name when publishing runbook text")
         name = Path(content).stem
+    if isinstance(share_accounts, str):  # iterating it would "share" with one account per character
+        raise PublishError(
+            f"share_accounts must be a list of 12-digit account ids, got the string {share_accounts!r}; "
+            f"write [{share_accounts!r}]"
+        )
     text = read_content(content)
     accounts = tuple(dict.fromkeys(share_accounts))
     _check_request(text, name, accounts, os.fspath(content) if isinstance(content, os.PathLike) else name)
