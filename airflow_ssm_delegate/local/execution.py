@@ -12,6 +12,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_ssm_delegate.status import TERMINAL_STATUSES
+
 if TYPE_CHECKING:
     from datetime import datetime
 
@@ -19,9 +21,6 @@ if TYPE_CHECKING:
     from airflow_ssm_delegate.local.actions.base import Continuation, Signal, StepFailure, WaitForSignal
     from airflow_ssm_delegate.local.identity import Caller, Credentials
 
-TERMINAL_STATUSES = frozenset(
-    {"Success", "Failed", "Cancelled", "TimedOut", "CompletedWithSuccess", "CompletedWithFailure"}
-)
 ACTIVE_STEP_STATUSES = frozenset({"Pending", "InProgress", "Waiting"})
 NOT_YET_AVAILABLE = "No output available yet because the step is not successfully executed"
 
@@ -128,6 +127,7 @@ class Execution:
 
     @property
     def finished(self) -> bool:
+        """Ended as the provider's waiter sees it (one list of end statuses for runtime and provider)."""
         return self.status in TERMINAL_STATUSES
 
     def step_values(self) -> dict[str, dict[str, Any]]:
