@@ -163,7 +163,7 @@ def test_preflight_refuses_a_role_that_is_not_a_role_arn():
         preflight(ssm=None, iam=None, sts=None, document_name="Launch", role_arn="arn:aws:iam::1:user/x")
 
 
-def testdefinition_arn_of_a_shared_document():
+def test_definition_arn_of_a_shared_document():
     from airflow_ssm_delegate.documents.preflight import definition_arn
     from airflow_ssm_delegate.iam import Scope
 
