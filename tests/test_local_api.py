@@ -186,3 +186,15 @@ def test_execution_round_trip_in_the_api_shape(ssm: Any, runbook: str) -> None:
     assert execution["ExecutionStartTime"].tzinfo is not None  # a timestamp botocore could parse
     assert [e["AutomationExecutionId"] for e in listed["AutomationExecutionMetadataList"]] == [execution_id]
     ssm.stop_automation_execution(AutomationExecutionId=execution_id, Type="Cancel")
+
+
+def test_an_executions_tags_are_listed_by_the_tagging_api(ssm: Any, runbook: str) -> None:
+    tags = [{"Key": "airflow:dag_id", "Value": "launch"}, {"Key": "Team", "Value": "ops"}]
+    execution_id = ssm.start_automation_execution(DocumentName=runbook, Tags=tags)["AutomationExecutionId"]
+    listed = ssm.list_tags_for_resource(ResourceType="Automation", ResourceId=execution_id)["TagList"]
+    ssm.stop_automation_execution(AutomationExecutionId=execution_id, Type="Cancel")
+    assert {tag["Key"]: tag["Value"] for tag in listed} == {"airflow:dag_id": "launch", "Team": "ops"}
+    missing = error_of(lambda: ssm.list_tags_for_resource(ResourceType="Automation", ResourceId=MISSING_ID))
+    assert missing["Code"] == "InvalidResourceId"
+    # other resource types are still moto's
+    assert ssm.list_tags_for_resource(ResourceType="Document", ResourceId=runbook)["TagList"] == []

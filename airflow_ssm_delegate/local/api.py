@@ -36,10 +36,13 @@ AUTOMATION_OPERATIONS = frozenset(
         "SendAutomationSignal",
     }
 )
+# ListTagsForResource is answered here only for ResourceType "Automation" (moto has no executions).
+LIST_TAGS_OPERATION = "ListTagsForResource"
+AUTOMATION_RESOURCE_TYPE = "Automation"
 _MAX_REPORTED_PROBLEMS = 5
 
 
-@lru_cache(maxsize=len(AUTOMATION_OPERATIONS))
+@lru_cache(maxsize=len(AUTOMATION_OPERATIONS) + 1)
 def _operation_model(operation: str) -> OperationModel:
     return botocore_session().get_service_model("ssm").operation_model(operation)
 
@@ -167,6 +170,7 @@ class AutomationApi:
             "DescribeAutomationStepExecutions": self._step_executions,
             "StopAutomationExecution": self._stop,
             "SendAutomationSignal": self._signal,
+            LIST_TAGS_OPERATION: self._tags,
         }
 
     def handle(self, operation: str, body: Any, caller: Caller, body_is_valid_json: bool = True) -> Response:
@@ -225,6 +229,12 @@ class AutomationApi:
             caller=caller if caller.identified else None,
         )
         return {}
+
+    def _tags(self, body: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        try:
+            return {"TagList": self.engine.tags(body["ResourceId"])}
+        except AutomationApiError as error:  # the tagging API's own code for an unknown resource
+            raise AutomationApiError("InvalidResourceId", error.message) from error
 
 
 def _page(result: dict[str, Any], token: str | None) -> dict[str, Any]:

@@ -15,7 +15,12 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from airflow_ssm_delegate.local.api import AUTOMATION_OPERATIONS, AutomationApi
+from airflow_ssm_delegate.local.api import (
+    AUTOMATION_OPERATIONS,
+    AUTOMATION_RESOURCE_TYPE,
+    LIST_TAGS_OPERATION,
+    AutomationApi,
+)
 from airflow_ssm_delegate.local.authz import AccessDenied, RequestGuard, caller_for
 from airflow_ssm_delegate.local.principals import AuthenticationError
 from airflow_ssm_delegate.local.simulate import simulate_principal_policy
@@ -112,7 +117,9 @@ class Gateway:
             return refusal(request.protocol, "denied", str(denied))
         if request.service == "iam" and request.operation == "SimulatePrincipalPolicy":
             return simulate_principal_policy(request.params)  # moto has no policy simulator
-        if request.service == "ssm" and request.operation in AUTOMATION_OPERATIONS:
+        if request.service == "ssm" and (
+            request.operation in AUTOMATION_OPERATIONS or _lists_execution_tags(request)
+        ):
             return self._automation(
                 request, caller_for(principal, request, self.guard.policies.scope.account_id)
             )
@@ -134,6 +141,14 @@ class Gateway:
             "bypass it); start the runtime with --no-iam to use them.",
             403,
         )
+
+
+def _lists_execution_tags(request: AwsRequest) -> bool:
+    """ListTagsForResource of an Automation execution: the engine holds those tags, not moto."""
+    return (
+        request.operation == LIST_TAGS_OPERATION
+        and request.params.get("ResourceType") == AUTOMATION_RESOURCE_TYPE
+    )
 
 
 _REASONS = {
