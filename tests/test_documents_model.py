@@ -5,18 +5,23 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from airflow_ssm_delegate.documents.model import (
     MISSING,
     ParameterValidationError,
+    Runbook,
     RunbookError,
     parse_runbook,
     resolve_parameters,
     to_api_parameters,
 )
 from airflow_ssm_delegate.documents.parameters import matches_pattern
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 RUNBOOK = """\
 schemaVersion: '0.3'
@@ -65,11 +70,11 @@ ROLE = "arn:aws:iam::123456789012:role/Automation"
 
 
 @pytest.fixture
-def runbook():
+def runbook() -> Runbook:
     return parse_runbook(RUNBOOK, source="test.yaml")
 
 
-def test_parse_builds_the_model_with_source_lines(runbook):
+def test_parse_builds_the_model_with_source_lines(runbook: Runbook) -> None:
     assert runbook.assume_role_parameter == "AutomationAssumeRole"
     assert [step.name for step in runbook.steps] == ["launch", "tag"]
     tag = runbook.step("tag")
@@ -83,7 +88,7 @@ def test_parse_builds_the_model_with_source_lines(runbook):
         runbook.step("nope")
 
 
-def test_json_text_parses_like_yaml(runbook):
+def test_json_text_parses_like_yaml(runbook: Runbook) -> None:
     as_json = parse_runbook(json.dumps(runbook.raw, indent=1))
     assert [replace(step, line=None) for step in as_json.steps] == [
         replace(step, line=None) for step in runbook.steps
@@ -108,19 +113,21 @@ def test_json_text_parses_like_yaml(runbook):
         (lambda d: d.update(extra=1), "unknown top-level key 'extra'"),
     ],
 )
-def test_structural_problems_are_refused_naming_the_key(runbook, mutate, expected):
+def test_structural_problems_are_refused_naming_the_key(
+    runbook: Runbook, mutate: Callable[[dict[str, Any]], None], expected: str
+) -> None:
     data = json.loads(json.dumps(runbook.raw))
     mutate(data)
     with pytest.raises(RunbookError, match=expected):
         parse_runbook(data)
 
 
-def test_syntax_error_is_a_runbook_error():
+def test_syntax_error_is_a_runbook_error() -> None:
     with pytest.raises(RunbookError, match=r"x\.yaml: not valid YAML/JSON"):
         parse_runbook("mainSteps: [unclosed", source="x.yaml")
 
 
-def test_to_api_parameters_converts_by_declared_type(runbook):
+def test_to_api_parameters_converts_by_declared_type(runbook: Runbook) -> None:
     api = to_api_parameters(
         runbook,
         {
@@ -142,7 +149,7 @@ def test_to_api_parameters_converts_by_declared_type(runbook):
     }
 
 
-def test_to_api_parameters_lists_every_problem(runbook):
+def test_to_api_parameters_lists_every_problem(runbook: Runbook) -> None:
     with pytest.raises(ParameterValidationError) as caught:
         to_api_parameters(
             runbook,
@@ -171,17 +178,17 @@ def test_to_api_parameters_lists_every_problem(runbook):
         ({"InstanceType": "x" * 513}, "exceeds the API limit of 512"),
     ],
 )
-def test_to_api_parameters_rejects(runbook, values, expected):
+def test_to_api_parameters_rejects(runbook: Runbook, values: dict[str, Any], expected: str) -> None:
     with pytest.raises(ParameterValidationError, match=re.escape(expected)):
         to_api_parameters(runbook, {"AutomationAssumeRole": ROLE, **values})
 
 
-def test_api_form_is_accepted_by_to_api_parameters(runbook):
+def test_api_form_is_accepted_by_to_api_parameters(runbook: Runbook) -> None:
     api = to_api_parameters(runbook, {"AutomationAssumeRole": [ROLE], "Count": ["2"], "DryRun": ["False"]})
     assert api == {"AutomationAssumeRole": [ROLE], "Count": ["2"], "DryRun": ["false"]}
 
 
-def test_resolve_parameters_fills_defaults_and_types(runbook):
+def test_resolve_parameters_fills_defaults_and_types(runbook: Runbook) -> None:
     values = resolve_parameters(
         runbook, {"AutomationAssumeRole": [ROLE], "Count": ["2"], "Tags": ['{"Key":"k"}']}
     )
@@ -196,24 +203,24 @@ def test_resolve_parameters_fills_defaults_and_types(runbook):
     }
 
 
-def test_resolve_parameters_rejects_api_form_problems(runbook):
+def test_resolve_parameters_rejects_api_form_problems(runbook: Runbook) -> None:
     with pytest.raises(ParameterValidationError) as caught:
         resolve_parameters(runbook, {"InstanceType": ["t3.micro", "t3.small"], "Unknown": ["x"]})
     assert len(caught.value.problems) == 3
     assert "InstanceType: a String parameter takes exactly one value, got 2" in caught.value.problems
 
 
-def test_missing_sentinel_marks_required(runbook):
+def test_missing_sentinel_marks_required(runbook: Runbook) -> None:
     assert runbook.parameters["AutomationAssumeRole"].default is MISSING
     assert not runbook.parameters["InstanceType"].required
 
 
-def test_pattern_uses_search_semantics_so_anchors_matter():
+def test_pattern_uses_search_semantics_so_anchors_matter() -> None:
     assert matches_pattern("ami-", "xx-ami-1")
     assert not matches_pattern("^ami-", "xx-ami-1")
 
 
-def test_error_messages_quote_long_values_bounded(runbook):
+def test_error_messages_quote_long_values_bounded(runbook: Runbook) -> None:
     with pytest.raises(ParameterValidationError) as caught:
         to_api_parameters(runbook, {"AutomationAssumeRole": "x" * 5000, "Count": ["9" * 5000, "1"]})
     assert all(len(problem) < 300 for problem in caught.value.problems), caught.value.problems
