@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import boto3
 import pytest
 from botocore.stub import Stubber
@@ -11,18 +13,23 @@ from airflow_ssm_delegate import cli
 from airflow_ssm_delegate.documents.bundled import runbook_path
 from airflow_ssm_delegate.documents.preflight import preflight
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 LAUNCH = runbook_path("LaunchTaggedInstance")
 ROLE = "arn:aws:iam::123456789012:role/LaunchRole"
 CALLER = "arn:aws:sts::123456789012:assumed-role/Operator/session-1"
 
 
 @pytest.fixture
-def moto_aws():
+def moto_aws() -> Iterator[None]:
     with mock_aws():
         yield
 
 
-def test_publish_prints_version_and_sha256_and_is_idempotent(moto_aws, capsys):
+def test_publish_prints_version_and_sha256_and_is_idempotent(
+    moto_aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli.main(["publish", str(LAUNCH), "--region", "us-east-1"]) == 0
     first = capsys.readouterr().out
     assert "LaunchTaggedInstance version 1 (created); default version set" in first
@@ -33,14 +40,16 @@ def test_publish_prints_version_and_sha256_and_is_idempotent(moto_aws, capsys):
     assert sha and sha[0] in again
 
 
-def test_publish_refusal_is_one_line_exit_2(moto_aws, capsys):
+def test_publish_refusal_is_one_line_exit_2(moto_aws: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["publish", str(LAUNCH), "--region", "us-east-1", "--share", "All"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("airflow-ssm-delegate publish: error: cannot share with ['All']")
     assert "Traceback" not in err
 
 
-def test_publish_shares_with_every_account_whether_listed_once_or_repeated(moto_aws, capsys):
+def test_publish_shares_with_every_account_whether_listed_once_or_repeated(
+    moto_aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     argv = ["publish", str(LAUNCH), "--region", "us-east-1", "--share", "111111111111", "222222222222"]
     assert cli.main([*argv, "--share", "333333333333"]) == 0
     assert "shared with 111111111111, 222222222222, 333333333333" in capsys.readouterr().out
@@ -50,7 +59,7 @@ def test_publish_shares_with_every_account_whether_listed_once_or_repeated(moto_
     assert sorted(permission["AccountIds"]) == ["111111111111", "222222222222", "333333333333"]
 
 
-def test_aws_errors_are_one_line_exit_2(capsys):
+def test_aws_errors_are_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     # Nothing listens on port 9: botocore's connection error, reported without a traceback.
     argv = ["publish", str(LAUNCH), "--region", "us-east-1", "--endpoint-url", "http://127.0.0.1:9"]
     assert cli.main(argv) == 2
@@ -99,7 +108,7 @@ def expect_simulation(stubber: Stubber, principal: str, action: str, resource: s
 
 
 @pytest.fixture
-def stubs():
+def stubs() -> Iterator[tuple[dict[str, Any], Stubber]]:
     (ssm, ssm_stub), (iam, iam_stub), (sts, sts_stub) = stubbed("ssm"), stubbed("iam"), stubbed("sts")
     ssm_stub.add_response(
         "get_document",
@@ -139,7 +148,9 @@ def expect_all(iam_stub: Stubber, denied: str | None = None) -> None:
     expect_simulation(iam_stub, caller_role, "iam:PassRole", ROLE, "allowed")
 
 
-def test_preflight_checks_every_permission_with_condition_context(stubs):
+def test_preflight_checks_every_permission_with_condition_context(
+    stubs: tuple[dict[str, Any], Stubber],
+) -> None:
     clients, iam_stub = stubs
     expect_all(iam_stub, denied="ec2:CreateTags")
     checks = preflight(**clients, document_name="Launch", role_arn=ROLE)
@@ -147,7 +158,9 @@ def test_preflight_checks_every_permission_with_condition_context(stubs):
     assert [c.action for c in checks if not c.allowed] == ["ec2:CreateTags"]
 
 
-def test_preflight_command_prints_a_table_and_fails_on_denial(stubs, monkeypatch, capsys):
+def test_preflight_command_prints_a_table_and_fails_on_denial(
+    stubs: tuple[dict[str, Any], Stubber], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     clients, iam_stub = stubs
     expect_all(iam_stub, denied="ec2:DescribeInstances")
     monkeypatch.setattr(cli, "_clients", lambda args, *services: [clients[s] for s in services])
@@ -158,12 +171,12 @@ def test_preflight_command_prints_a_table_and_fails_on_denial(stubs, monkeypatch
     assert "1 of 10 check(s) denied" in err
 
 
-def test_preflight_refuses_a_role_that_is_not_a_role_arn():
+def test_preflight_refuses_a_role_that_is_not_a_role_arn() -> None:
     with pytest.raises(ValueError, match="is not an IAM role ARN"):
         preflight(ssm=None, iam=None, sts=None, document_name="Launch", role_arn="arn:aws:iam::1:user/x")
 
 
-def test_definition_arn_of_a_shared_document():
+def test_definition_arn_of_a_shared_document() -> None:
     from airflow_ssm_delegate.documents.preflight import definition_arn
     from airflow_ssm_delegate.iam import Scope
 
@@ -173,7 +186,9 @@ def test_definition_arn_of_a_shared_document():
     )
 
 
-def test_unreadable_endpoint_response_is_one_line_exit_2(monkeypatch, capsys):
+def test_unreadable_endpoint_response_is_one_line_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from botocore.parsers import ResponseParserError
 
     class Unimplemented:

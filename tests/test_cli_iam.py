@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import pytest
 
 from airflow_ssm_delegate.cli import main
 from airflow_ssm_delegate.documents.bundled import BUNDLED_RUNBOOKS, runbook_path
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 ARGS = ["--role-name", "Runner", "--account", "123456789012", "--region", "eu-west-1"]
 
 
-def test_prints_the_four_policies_for_the_runbooks(capsys):
+def test_prints_the_four_policies_for_the_runbooks(capsys: pytest.CaptureFixture[str]) -> None:
     files = [str(runbook_path(name)) for name in BUNDLED_RUNBOOKS]
     assert main(["iam", *files, *ARGS, "--pin", "LaunchTaggedInstance=2"]) == 0
     policies = json.loads(capsys.readouterr().out)
@@ -43,7 +47,7 @@ def test_prints_the_four_policies_for_the_runbooks(capsys):
     }
 
 
-def test_document_names_can_differ_from_file_stems(capsys):
+def test_document_names_can_differ_from_file_stems(capsys: pytest.CaptureFixture[str]) -> None:
     launch = str(runbook_path("LaunchTaggedInstance"))
     assert main(["iam", launch, *ARGS, "--name", f"{launch}=Launch", "--pin", "Launch=4"]) == 0
     start = json.loads(capsys.readouterr().out)["operator_policy"]["Statement"][0]
@@ -58,13 +62,17 @@ def test_document_names_can_differ_from_file_stems(capsys):
         (["--pin", "Other=1"], "--pin names Other, which is not among the runbooks"),
     ],
 )
-def test_bad_arguments_are_one_line_errors(capsys, argv, message):
+def test_bad_arguments_are_one_line_errors(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
     assert main(["iam", str(runbook_path("LaunchTaggedInstance")), *ARGS, *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
 
 
-def test_runbook_whose_permissions_depend_on_parameters_is_refused(tmp_path, capsys):
+def test_runbook_whose_permissions_depend_on_parameters_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     dynamic = tmp_path / "Dynamic.yaml"
     dynamic.write_text(
         runbook_path("LaunchTaggedInstance")
@@ -76,7 +84,9 @@ def test_runbook_whose_permissions_depend_on_parameters_is_refused(tmp_path, cap
     assert "Service and Api must be literal" in capsys.readouterr().err
 
 
-def test_runbook_with_an_unknown_action_is_refused_not_given_an_empty_policy(tmp_path, capsys):
+def test_runbook_with_an_unknown_action_is_refused_not_given_an_empty_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     typo = tmp_path / "Typo.yaml"
     launch = runbook_path("LaunchTaggedInstance").read_text()
     typo.write_text(launch.replace("action: aws:createTags", "action: aws:createTag"))
@@ -86,14 +96,16 @@ def test_runbook_with_an_unknown_action_is_refused_not_given_an_empty_policy(tmp
     assert out == ""
 
 
-def test_invalid_account_is_refused_by_the_parser(capsys):
+def test_invalid_account_is_refused_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["iam", "x.yaml", "--role-name", "R", "--account", "12", "--region", "us-east-1"])
     assert exited.value.code == 2
     assert "'12' is not a 12-digit AWS account id" in capsys.readouterr().err
 
 
-def test_loop_bodies_count_and_scripts_are_flagged(tmp_path, capsys):
+def test_loop_bodies_count_and_scripts_are_flagged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     runbook = tmp_path / "Loop.yaml"
     runbook.write_text(
         """\

@@ -50,7 +50,7 @@ def step(action: str, **inputs: object) -> StepSpec:
         (step("aws:sleep", Duration="PT1H"), []),
     ],
 )
-def test_iam_actions_for_step(the_step, expected):
+def test_iam_actions_for_step(the_step: StepSpec, expected: list[str]) -> None:
     assert iam_actions_for_step(the_step) == expected
 
 
@@ -62,12 +62,12 @@ def test_iam_actions_for_step(the_step, expected):
         (step("aws:changeInstanceState", DesiredState="rebooted"), "DesiredState 'rebooted'"),
     ],
 )
-def test_unresolvable_permissions_are_refused(the_step, message):
+def test_unresolvable_permissions_are_refused(the_step: StepSpec, message: str) -> None:
     with pytest.raises(UnresolvablePermissionError, match=message):
         iam_actions_for_step(the_step)
 
 
-def test_catalogue_knows_documented_actions_and_outputs():
+def test_catalogue_knows_documented_actions_and_outputs() -> None:
     assert ACTIONS["aws:runInstances"].outputs == {
         "InstanceIds": "StringList",
         "InstanceStates": "StringList",
@@ -84,13 +84,13 @@ def test_catalogue_knows_documented_actions_and_outputs():
 
 
 @pytest.mark.parametrize("name", BUNDLED_RUNBOOKS)
-def test_bundled_runbooks_parse_and_take_a_service_role(name):
+def test_bundled_runbooks_parse_and_take_a_service_role(name: str) -> None:
     runbook = load_runbook(runbook_path(name))
     assert runbook.assume_role_parameter == "AutomationAssumeRole"
     assert all(step.action in ACTIONS for step in runbook.steps)
 
 
-def test_launch_defaults_validate_and_bad_values_are_named():
+def test_launch_defaults_validate_and_bad_values_are_named() -> None:
     runbook = load_runbook(runbook_path("LaunchTaggedInstance"))
     values = {
         "AutomationAssumeRole": "arn:aws:iam::123456789012:role/LaunchRole",
@@ -102,6 +102,6 @@ def test_launch_defaults_validate_and_bad_values_are_named():
         to_api_parameters(runbook, {**values, "InstanceType": "t3.huge"})
 
 
-def test_unknown_bundled_name_is_refused():
+def test_unknown_bundled_name_is_refused() -> None:
     with pytest.raises(ValueError, match="no bundled runbook 'Nope'"):
         runbook_path("Nope")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -9,10 +11,18 @@ from airflow_ssm_delegate.documents.bundled import runbook_path
 from airflow_ssm_delegate.operators.document import SsmPublishDocumentOperator
 from tests.fixtures.local_runtime import client_for, unique
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from airflow_ssm_delegate.local.server import LocalAutomationServer
+
 LAUNCH = runbook_path("LaunchTaggedInstance")
 
 
-def test_publishes_once_and_is_idempotent(local_server, aws_conn_env):
+def test_publishes_once_and_is_idempotent(
+    local_server: LocalAutomationServer, aws_conn_env: Callable[..., dict[str, Any]]
+) -> None:
     name = unique("Published")
     first = SsmPublishDocumentOperator(task_id="publish", runbook=LAUNCH, document_name=name).execute({})
     assert first["name"] == name and first["version"] == "1" and len(first["sha256"]) == 64
@@ -28,7 +38,9 @@ def test_publishes_once_and_is_idempotent(local_server, aws_conn_env):
     )
 
 
-def test_invalid_runbook_fails_without_retry(tmp_path, local_server, aws_conn_env):
+def test_invalid_runbook_fails_without_retry(
+    tmp_path: Path, local_server: LocalAutomationServer, aws_conn_env: Callable[..., dict[str, Any]]
+) -> None:
     bad = tmp_path / "Bad.yaml"
     bad.write_text(LAUNCH.read_text().replace("{{ Owner }}", "{{ Ownr }}"))
     with pytest.raises(AirflowFailException, match="SSM010"):
@@ -43,6 +55,6 @@ def test_invalid_runbook_fails_without_retry(tmp_path, local_server, aws_conn_en
         ({"content": "x"}, "document_name is required"),
     ],
 )
-def test_arguments_are_checked_at_definition(kwargs, message):
+def test_arguments_are_checked_at_definition(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         SsmPublishDocumentOperator(task_id="publish", **kwargs)

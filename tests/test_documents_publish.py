@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -12,16 +13,19 @@ from moto import mock_aws
 from airflow_ssm_delegate.documents.bundled import runbook_path
 from airflow_ssm_delegate.documents.publish import PublishError, publish_document
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 LAUNCH = runbook_path("LaunchTaggedInstance")
 
 
 @pytest.fixture
-def ssm():
+def ssm() -> Iterator[Any]:
     with mock_aws():
         yield boto3.client("ssm", region_name="us-east-1")
 
 
-def test_create_then_republish_makes_no_new_version(ssm):
+def test_create_then_republish_makes_no_new_version(ssm: Any) -> None:
     first = publish_document(ssm, LAUNCH)
     assert (first.name, first.version, first.created, first.new_version) == (
         "LaunchTaggedInstance",
@@ -40,7 +44,7 @@ def test_create_then_republish_makes_no_new_version(ssm):
     assert ssm.describe_document(Name="LaunchTaggedInstance")["Document"]["LatestVersion"] == "1"
 
 
-def test_changed_content_becomes_the_default_version(ssm, tmp_path):
+def test_changed_content_becomes_the_default_version(ssm: Any, tmp_path: Path) -> None:
     publish_document(ssm, LAUNCH, "Launch")
     changed = tmp_path / "Launch.yaml"
     changed.write_text(LAUNCH.read_text().replace("Apply the corporate tags.", "Apply the tags."))
@@ -53,7 +57,7 @@ def test_changed_content_becomes_the_default_version(ssm, tmp_path):
     assert ssm.describe_document(Name="Launch")["Document"]["DefaultVersion"] == "1"
 
 
-def test_share_with_accounts(ssm):
+def test_share_with_accounts(ssm: Any) -> None:
     result = publish_document(ssm, LAUNCH, share_accounts=["111122223333", "111122223333"])
     assert result.shared_with == ("111122223333",)
     permission = ssm.describe_document_permission(Name="LaunchTaggedInstance", PermissionType="Share")
@@ -69,30 +73,30 @@ def test_share_with_accounts(ssm):
         ({"name": "x"}, "is invalid"),
     ],
 )
-def test_bad_requests_are_refused_before_any_call(kwargs, message):
+def test_bad_requests_are_refused_before_any_call(kwargs: dict[str, Any], message: str) -> None:
     # No mock_aws and no endpoint: any AWS call would fail differently.
     with pytest.raises(PublishError, match=message):
         publish_document(object(), LAUNCH, **kwargs)
 
 
-def test_lint_errors_are_refused(tmp_path):
+def test_lint_errors_are_refused(tmp_path: Path) -> None:
     bad = tmp_path / "Bad.yaml"
     bad.write_text(LAUNCH.read_text().replace("aws:createTags", "aws:createTag"))
     with pytest.raises(PublishError, match=r"1 lint error.*SSM003"):
         publish_document(object(), bad)
 
 
-def test_text_needs_a_name():
+def test_text_needs_a_name() -> None:
     with pytest.raises(PublishError, match="give the document name"):
         publish_document(object(), LAUNCH.read_text())
 
 
-def test_unreadable_path(tmp_path):
+def test_unreadable_path(tmp_path: Path) -> None:
     with pytest.raises(PublishError, match="cannot read runbook"):
         publish_document(object(), Path(tmp_path / "missing.yaml"))
 
 
-def test_a_document_of_another_type_is_not_overwritten(ssm):
+def test_a_document_of_another_type_is_not_overwritten(ssm: Any) -> None:
     command = '{"schemaVersion": "2.2", "description": "x", "mainSteps": [{"action": "aws:runShellScript", '
     command += '"name": "run", "inputs": {"runCommand": ["echo hi"]}}]}'
     ssm.create_document(Content=command, Name="Shared", DocumentType="Command", DocumentFormat="JSON")

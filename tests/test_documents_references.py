@@ -5,12 +5,12 @@ from __future__ import annotations
 from airflow_ssm_delegate.documents.references import find_references, render
 
 
-def test_find_references_in_nested_values():
+def test_find_references_in_nested_values() -> None:
     value = {"a": ["{{ P }}", {"b": "x-{{step.Out}}-{{ global:REGION }}"}], "c": 3}
     assert find_references(value) == ["P", "step.Out", "global:REGION"]
 
 
-def test_render_keeps_type_for_whole_references_and_texts_inside_strings():
+def test_render_keeps_type_for_whole_references_and_texts_inside_strings() -> None:
     values = {"ids": ["i-1", "i-2"], "n": 3, "flag": True, "name": "web"}
     rendered = render(
         {
@@ -27,13 +27,13 @@ def test_render_keeps_type_for_whole_references_and_texts_inside_strings():
     }
 
 
-def test_render_returns_a_copy():
+def test_render_returns_a_copy() -> None:
     original = {"list": ["{{ x }}"]}
     rendered = render(original, lambda _: "y")
     assert rendered == {"list": ["y"]}
     assert original == {"list": ["{{ x }}"]}
 
 
-def test_only_an_exact_reference_keeps_its_type():
+def test_only_an_exact_reference_keeps_its_type() -> None:
     assert render(" {{ ids }}", {"ids": ["a"]}.__getitem__) == ' ["a"]'
     assert render("{{ids}}", {"ids": ["a"]}.__getitem__) == ["a"]

@@ -35,7 +35,7 @@ def expected_findings(path: Path) -> Counter[tuple[int, str]]:
 
 
 @pytest.mark.parametrize("path", FAILING, ids=lambda p: p.name)
-def test_failing_example_reports_exactly_the_marked_findings(path):
+def test_failing_example_reports_exactly_the_marked_findings(path: Path) -> None:
     expected = expected_findings(path)
     assert expected, f"{path.name} marks no expected finding"
     found = Counter((finding.line, finding.code) for finding in lint_file(path))
@@ -43,12 +43,12 @@ def test_failing_example_reports_exactly_the_marked_findings(path):
 
 
 @pytest.mark.parametrize("path", PASSING, ids=lambda p: p.name)
-def test_passing_example_is_clean(path):
+def test_passing_example_is_clean(path: Path) -> None:
     assert [str(finding) for finding in lint_file(path)] == []
 
 
 @pytest.mark.parametrize("code", sorted(RULES))
-def test_every_rule_has_a_failing_and_a_passing_example(code):
+def test_every_rule_has_a_failing_and_a_passing_example(code: str) -> None:
     failing = [p for p in FAILING if code in {c for _, c in expected_findings(p)}]
     own_failing = [p for p in failing if p.name.startswith(code)]
     assert own_failing, f"no failing example for {code}"
