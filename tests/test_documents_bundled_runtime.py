@@ -119,7 +119,7 @@ def instance_state(env: dict[str, Any]) -> str:
 
 
 @pytest.mark.slow
-def test_maintenance_runs_over_12_hours_to_success(maintenance):
+def test_maintenance_runs_over_12_hours_to_success(maintenance: dict[str, Any]) -> None:
     ssm = maintenance["ssm"]
     execution_id = start_and_approve(maintenance)
     execution = wait_for(ssm, execution_id, lambda e: e["AutomationExecutionStatus"] in TERMINAL_STATUSES)
@@ -141,7 +141,7 @@ def test_maintenance_runs_over_12_hours_to_success(maintenance):
 
 
 @pytest.mark.slow
-def test_cancel_mid_window_runs_the_cleanup_and_restarts_the_instance(maintenance):
+def test_cancel_mid_window_runs_the_cleanup_and_restarts_the_instance(maintenance: dict[str, Any]) -> None:
     ssm = maintenance["ssm"]
     execution_id = start_and_approve(maintenance, fast=False)  # stay in the 6-hour window while cancelling
     assert instance_state(maintenance) == "stopped"

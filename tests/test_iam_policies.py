@@ -21,6 +21,8 @@ from airflow_ssm_delegate.status import TERMINAL_STATUSES
 from tests.fixtures.local_runtime import client_for, policy_document, unique
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from airflow_ssm_delegate.local.server import LocalAutomationServer
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -40,7 +42,7 @@ def as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else value
 
 
-def test_four_policies_without_action_wildcards():
+def test_four_policies_without_action_wildcards() -> None:
     policies = policies_for([runbook_path(name) for name in BUNDLED_RUNBOOKS])
     assert tuple(policies) == POLICY_KEYS
     for key in POLICY_KEYS:
@@ -49,7 +51,7 @@ def test_four_policies_without_action_wildcards():
             assert all("*" not in action for action in as_list(statement["Action"])), (key, statement)
 
 
-def test_trust_policy_is_ssm_of_this_account_only():
+def test_trust_policy_is_ssm_of_this_account_only() -> None:
     (trust,) = statements(policies_for([LAUNCH])["service_role_trust_policy"])
     assert trust["Principal"] == {"Service": "ssm.amazonaws.com"}
     assert trust["Condition"] == {
@@ -58,7 +60,7 @@ def test_trust_policy_is_ssm_of_this_account_only():
     }
 
 
-def test_service_role_policy_is_scoped_by_the_runbook():
+def test_service_role_policy_is_scoped_by_the_runbook() -> None:
     grants = {
         (action, resource): statement.get("Condition")
         for statement in statements(policies_for([LAUNCH])["service_role_policy"])
@@ -76,7 +78,7 @@ def test_service_role_policy_is_scoped_by_the_runbook():
     assert {action for action, _ in grants} == {"ec2:RunInstances", "ec2:CreateTags", "ec2:DescribeInstances"}
 
 
-def test_operator_policy_starts_exactly_the_runbooks_and_passes_only_the_role():
+def test_operator_policy_starts_exactly_the_runbooks_and_passes_only_the_role() -> None:
     policy = policies_for([LAUNCH], role="Runner", pinned_versions={"LaunchTaggedInstance": "3"})
     by_sid = {s["Sid"]: s for s in statements(policy["operator_policy"])}
     assert by_sid["StartApprovedRunbooks"]["Resource"] == (
@@ -97,7 +99,7 @@ def test_operator_policy_starts_exactly_the_runbooks_and_passes_only_the_role():
     assert author["Resource"] == f"arn:aws:ssm:{REGION}:{ACCOUNT}:document/LaunchTaggedInstance"
 
 
-def test_unknown_pin_is_refused():
+def test_unknown_pin_is_refused() -> None:
     with pytest.raises(ValueError, match="--pin names Nope, which is not among the runbooks"):
         policies_for([LAUNCH], pinned_versions={"Nope": "1"})
 
@@ -203,13 +205,15 @@ def _clues(statement: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.slow
-def test_generated_policies_are_enough_for_the_launch_story(local_server):
+def test_generated_policies_are_enough_for_the_launch_story(local_server: LocalAutomationServer) -> None:
     assert launch_story(local_server) == "Success"
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("key", "index"), _ablations(), ids=str)
-def test_any_statement_removed_breaks_the_launch_story(local_server, key, index):
+def test_any_statement_removed_breaks_the_launch_story(
+    local_server: LocalAutomationServer, key: str, index: int
+) -> None:
     removed = statements(policies_for([LAUNCH])[key])[index]
     outcome = launch_story(local_server, key, index)
     assert outcome != "Success", f"{key} statement {index} is not needed"
@@ -217,7 +221,9 @@ def test_any_statement_removed_breaks_the_launch_story(local_server, key, index)
 
 
 @pytest.mark.slow
-def test_a_pinned_operator_can_start_only_the_pinned_version(local_server, tmp_path):
+def test_a_pinned_operator_can_start_only_the_pinned_version(
+    local_server: LocalAutomationServer, tmp_path: Path
+) -> None:
     role, document = unique("LaunchRole"), unique("Pinned")
     policies = policies_for(
         [LAUNCH], role=role, names={str(LAUNCH): document}, pinned_versions={document: "1"}
