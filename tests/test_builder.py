@@ -70,7 +70,7 @@ def launch_tagged_instance() -> Runbook:
     )
 
 
-def test_builder_reproduces_the_bundled_launch_runbook():
+def test_builder_reproduces_the_bundled_launch_runbook() -> None:
     built = launch_tagged_instance()
     assert built.build() == yaml.safe_load(runbook_path("LaunchTaggedInstance").read_text())
     text = built.to_yaml()
@@ -80,7 +80,7 @@ def test_builder_reproduces_the_bundled_launch_runbook():
     assert model.assume_role_parameter == "AutomationAssumeRole"
 
 
-def test_long_runbook_with_cleanup_passes_lint():
+def test_long_runbook_with_cleanup_passes_lint() -> None:
     runbook = (
         Runbook("Maintain", description="Stop, wait, start")
         .parameter("InstanceId", allowed_pattern=r"^i-[0-9a-f]{8,17}$")
@@ -117,7 +117,7 @@ def test_long_runbook_with_cleanup_passes_lint():
     }
 
 
-def test_a_runbook_failing_lint_is_not_rendered():
+def test_a_runbook_failing_lint_is_not_rendered() -> None:
     broken = Runbook("Broken").create_tags(
         "tag", resource_ids=ref("launch.InstanceIds"), tags={"Owner": "me"}
     )
