@@ -352,6 +352,12 @@ def generate_policies(
     runbooks = {(names or {}).get(str(path), Path(path).stem): load_runbook(path) for path in paths}
     for unknown in sorted(set(pinned_versions or {}) - set(runbooks)):
         raise ValueError(f"--pin names {unknown}, which is not among the runbooks {sorted(runbooks)}")
+    for name, version in (pinned_versions or {}).items():
+        if not str(version).isdigit() or str(version).startswith("0"):
+            raise ValueError(
+                f"--pin {name}={version}: a pinned version is a document version number such as 3 "
+                "(the one `airflow-ssm-delegate publish` printed)"
+            )
     grants = [grant for runbook in runbooks.values() for grant in service_role_grants(runbook, scope)]
     role_arn = f"arn:aws:iam::{account}:role/{role_name}"
     return {

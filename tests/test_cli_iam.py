@@ -60,6 +60,8 @@ def test_document_names_can_differ_from_file_stems(capsys: pytest.CaptureFixture
         (["--name", "other.yaml=X"], "--name for ['other.yaml'], which are not among the FILE arguments"),
         (["--pin", "Launch"], "--pin 'Launch' must look like NAME=VERSION"),
         (["--pin", "Other=1"], "--pin names Other, which is not among the runbooks"),
+        (["--pin", "LaunchTaggedInstance=$LATEST"], "a pinned version is a document version number"),
+        (["--pin", "LaunchTaggedInstance=v1"], "--pin LaunchTaggedInstance=v1: a pinned version"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(
