@@ -173,6 +173,12 @@ def story_env(story: Story) -> dict[str, str]:
     return {**dict(story.airflow_env), "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
 
 
+def audit_tags(runtime: LocalRuntime, execution_id: str) -> dict[str, str]:
+    """The ``airflow:*`` tags of an execution (ListTagsForResource, ResourceType Automation)."""
+    tags = runtime.client("ssm").list_tags_for_resource(ResourceType="Automation", ResourceId=execution_id)
+    return {tag["Key"]: tag["Value"] for tag in tags["TagList"] if tag["Key"].startswith("airflow:")}
+
+
 def instance_tags(runtime: LocalRuntime, instance_id: str) -> dict[str, str]:
     reservations = runtime.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
     instance = reservations[0]["Instances"][0]

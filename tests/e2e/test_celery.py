@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.e2e.support import LocalRuntime, install_fast_polling, instance_tags, local_runtime, story_env
+from tests.e2e.support import (
+    LocalRuntime,
+    audit_tags,
+    install_fast_polling,
+    instance_tags,
+    local_runtime,
+    story_env,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -56,5 +63,6 @@ def test_celery_worker_runs_the_automation_task(celery_world: tuple[AirflowStack
     result = stack.xcom(DAG_ID, run_id, "launch")
     assert result["status"] == "Success"
     assert runtime.execution(result["execution_id"])["AutomationExecutionStatus"] == "Success"
+    assert audit_tags(runtime, result["execution_id"])["airflow:run_id"] == run_id
     [instance_id] = result["outputs"]["launch.InstanceIds"]
     assert instance_tags(runtime, instance_id)["Owner"] == "celery-tester"

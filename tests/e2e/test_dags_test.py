@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.e2e.support import LocalRuntime, install_fast_polling, instance_tags, local_runtime, story_env
+from tests.e2e.support import (
+    LocalRuntime,
+    audit_tags,
+    install_fast_polling,
+    instance_tags,
+    local_runtime,
+    story_env,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -63,6 +70,13 @@ def test_dags_test_launches_a_tagged_instance_under_the_service_role(
     assert execution["AutomationExecutionStatus"] == "Success"
     assert execution["Parameters"]["AutomationAssumeRole"] == [story.service_role_arn]
     assert execution["Parameters"]["InstanceType"] == ["t3.small"]
+    # Audit tags from the real task context of `airflow dags test`.
+    [run_id] = [r for (r,) in airflow.sql("SELECT run_id FROM dag_run WHERE dag_id = ?", (DAG_ID,))]
+    assert audit_tags(runtime, result["execution_id"]) == {
+        "airflow:dag_id": DAG_ID,
+        "airflow:run_id": run_id,
+        "airflow:task_id": "launch",
+    }
 
     tags = instance_tags(runtime, instance_ids[0])
     assert tags["CostCenter"] == "CC-2002"
