@@ -43,8 +43,9 @@ mainSteps:
 class FakeTaskInstance:
     """The few task-instance attributes the operator reads, and an XCom recorder."""
 
-    def __init__(self, run_id: str = "manual__1", map_index: int = -1) -> None:
+    def __init__(self, run_id: str = "manual__1", map_index: int = -1, try_number: int = 1) -> None:
         self.dag_id, self.task_id, self.run_id, self.map_index = "dag", "launch", run_id, map_index
+        self.try_number = try_number
         self.xcoms: dict[str, Any] = {}
 
     def xcom_push(self, key: str, value: Any) -> None:
@@ -189,6 +190,26 @@ def test_deferrable_raises_task_deferred_with_the_trigger(hook_and_stub: Any) ->
     assert deferred.value.method_name == "execute_complete"
     assert deferred.value.timeout is not None
     assert deferred.value.timeout.total_seconds() == 4500
+
+
+def test_deferrable_retry_reattached_to_an_ended_execution_reports_it_without_deferring(
+    hook_and_stub: Any,
+) -> None:
+    hook, stub = hook_and_stub
+    execution_id = new_id()
+    store = FakeStateStore()
+    store.set(STATE_STORE_KEY, execution_id)
+    add_get(stub, execution_id, "Success")  # re-attach decision
+    add_get(stub, execution_id, "Success")  # ended already: no deferral
+    add_get(stub, execution_id, "Success", Outputs={"launch.InstanceIds": ["i-1"]})
+    op = operator(hook, deferrable=True)
+    result = op.execute(context(FakeTaskInstance(try_number=2), store))
+    assert result == {
+        "execution_id": execution_id,
+        "status": "Success",
+        "outputs": {"launch.InstanceIds": ["i-1"]},
+    }
+    stub.assert_no_pending_responses()
 
 
 def test_execute_complete_validates_the_event(hook_and_stub: Any) -> None:

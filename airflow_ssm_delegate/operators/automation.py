@@ -228,8 +228,13 @@ class SsmStartAutomationExecutionOperator(SsmAutomationBaseOperator):
             status = str(execution.get("AutomationExecutionStatus"))
             return {"execution_id": self.execution_id, "status": status, "outputs": {}}
         if self.deferrable:
-            self._defer(self.execution_id)
-        self._wait(self.execution_id)
+            # A retry may re-attach to an execution that already ended: report it now rather than defer
+            # (a trigger firing at once races the worker's exit on Airflow 3.3.2, apache/airflow#72716).
+            retry = getattr(context["ti"], "try_number", 1) > 1
+            if not retry or self._status_or_none(self.execution_id) not in TERMINAL_STATUSES:
+                self._defer(self.execution_id)
+        else:
+            self._wait(self.execution_id)
         return execution_result(self.hook, self.execution_id)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
