@@ -91,6 +91,7 @@ def test_serialization_round_trip_keeps_every_setting() -> None:
         max_poll_interval=600,
         step_aware=False,
         cancel_on_kill=False,
+        waiter_max_attempts=40,
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_ssm_delegate.triggers.automation.SsmAutomationExecutionTrigger"
@@ -101,6 +102,7 @@ def test_serialization_round_trip_keeps_every_setting() -> None:
     assert kwargs["verify"] == "/etc/ca.pem"
     assert kwargs["botocore_config"] == {"read_timeout": 30}
     assert kwargs["cancel_on_kill"] is False
+    assert kwargs["waiter_max_attempts"] == 40
 
 
 def test_trigger_requires_an_execution_id() -> None:
@@ -117,6 +119,21 @@ async def test_success_after_polls(stub: Stubber, clock: FastClock) -> None:
     event = await first_event(trigger)
     assert event == {"status": "success", "execution_id": execution_id, "execution_status": "Success"}
     assert clock.now() - started == timedelta(seconds=30)
+
+
+async def test_waiter_max_attempts_gives_up_with_an_error_event(stub: Stubber, clock: FastClock) -> None:
+    execution_id = new_id()
+    add_describe(stub, [execution_id], metadata(execution_id, "InProgress"))
+    add_describe(stub, [execution_id], metadata(execution_id, "InProgress"))
+    trigger = SsmAutomationExecutionTrigger(
+        execution_id, aws_conn_id=None, waiter_delay=30, step_aware=False, waiter_max_attempts=2
+    )
+    event = await first_event(trigger)
+    assert event["status"] == "error"
+    assert event["code"] == "WaiterMaxAttemptsExceeded"
+    assert event["message"].startswith("still InProgress after 2 status checks (waiter_max_attempts)")
+    with pytest.raises(ValueError, match="waiter_max_attempts must be at least 1"):
+        SsmAutomationExecutionTrigger(execution_id, waiter_max_attempts=0)
 
 
 @pytest.mark.parametrize("status", ["Failed", "Cancelled", "TimedOut", "Rejected", "CompletedWithFailure"])

@@ -51,6 +51,9 @@ class SsmAutomationExecutionTrigger(BaseTrigger):
     :param max_poll_interval: the longest wait between two polls, even inside a long sleep.
     :param step_aware: poll rarely while the runbook provably cannot end (see ``polling``).
     :param cancel_on_kill: stop the execution (Cancel) when a user clears or marks the deferred task.
+    :param waiter_max_attempts: give up (an ``error`` event; the execution keeps running) after this many
+        status checks; ``None`` watches as long as the execution runs. Operators bound the wait with the
+        deferral timeout instead; this is for triggers built the Amazon provider's way.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class SsmAutomationExecutionTrigger(BaseTrigger):
         max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
         step_aware: bool = True,
         cancel_on_kill: bool = True,
+        waiter_max_attempts: int | None = None,
     ) -> None:
         super().__init__()
         if not execution_id:
@@ -74,6 +78,9 @@ class SsmAutomationExecutionTrigger(BaseTrigger):
         self.schedule = PollSchedule(waiter_delay=waiter_delay, max_poll_interval=max_poll_interval)
         self.step_aware = step_aware
         self.cancel_on_kill = cancel_on_kill
+        if waiter_max_attempts is not None and waiter_max_attempts < 1:
+            raise ValueError(f"waiter_max_attempts must be at least 1 (or None), got {waiter_max_attempts!r}")
+        self.waiter_max_attempts = waiter_max_attempts
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -85,6 +92,7 @@ class SsmAutomationExecutionTrigger(BaseTrigger):
                 "max_poll_interval": self.schedule.max_poll_interval,
                 "step_aware": self.step_aware,
                 "cancel_on_kill": self.cancel_on_kill,
+                "waiter_max_attempts": self.waiter_max_attempts,
             },
         )
 
@@ -92,7 +100,9 @@ class SsmAutomationExecutionTrigger(BaseTrigger):
         poller = get_poller(self.connection)
         watch = ExecutionWatch(self.schedule, step_aware=self.step_aware)
         due_at = poller.clock.now()
+        checks = 0
         while True:
+            checks += 1
             try:
                 metadata = await poller.status(self.execution_id, due_at)
                 status = execution_status(metadata, self.execution_id)
@@ -100,6 +110,9 @@ class SsmAutomationExecutionTrigger(BaseTrigger):
                     yield TriggerEvent(
                         self._event(EVENT_SUCCESS if status in SUCCESS_STATUSES else EVENT_FAILURE, status)
                     )
+                    return
+                if self.waiter_max_attempts is not None and checks >= self.waiter_max_attempts:
+                    yield TriggerEvent(self._gave_up(status, checks))
                     return
                 delay = await self._next_delay(poller, watch, metadata)
             except Exception as exc:
@@ -125,6 +138,13 @@ class SsmAutomationExecutionTrigger(BaseTrigger):
                 steps = []
         clock = poller.clock
         return watch.next_delay(metadata, runbook, clock.now(), steps, settings_scale(clock))
+
+    def _gave_up(self, status: str, checks: int) -> dict[str, Any]:
+        message = (
+            f"still {status} after {checks} status checks (waiter_max_attempts); the execution keeps "
+            "running: stop it or watch it again with SsmAutomationExecutionSensor"
+        )
+        return self._event(EVENT_ERROR, status, message=message, code="WaiterMaxAttemptsExceeded")
 
     def _event(self, outcome: str, execution_status: str | None, **extra: Any) -> dict[str, Any]:
         return {
