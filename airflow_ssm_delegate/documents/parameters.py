@@ -110,8 +110,15 @@ def _string(value: Any) -> list[str]:
     return [value]
 
 
+_TEMPLATED_LIST_HINT = (
+    "; a Jinja-templated list renders to text unless the DAG sets render_template_as_native_obj=True"
+)
+
+
 def _string_list(value: Any) -> list[str]:
-    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+    if isinstance(value, str):
+        raise _BadValue(f"expected a list of strings, got {_shown(value)}{_TEMPLATED_LIST_HINT}")
+    if not isinstance(value, (list, tuple)):
         raise _BadValue(f"expected a list of strings, got {_shown(value)}")
     bad = [item for item in value if not isinstance(item, str)]
     if bad:
@@ -153,7 +160,9 @@ def _json_object(item: Any) -> str:
 
 
 def _map_list(value: Any) -> list[str]:
-    if isinstance(value, (str, Mapping)) or not isinstance(value, (list, tuple)):
+    if isinstance(value, str):
+        raise _BadValue(f"expected a list of mappings, got a string{_TEMPLATED_LIST_HINT}")
+    if isinstance(value, Mapping) or not isinstance(value, (list, tuple)):
         raise _BadValue(f"expected a list of mappings, got {type(value).__name__}")
     return [_json_object(item) for item in value]
 
