@@ -11,6 +11,7 @@ step — a wait only the test ends, so each fault lands while the trigger is wat
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -92,7 +93,29 @@ def start_and_wait_for_approval_step(stack: AirflowStack, runtime: LocalRuntime)
     execution_id = str(stack.xcom(DAG_ID, run_id, TASK_ID, key="execution_id"))
     execution = wait_for_execution_status(runtime, execution_id, {"Waiting"}, timeout=60)
     assert execution["CurrentStepName"] == "approveMaintenance"
+    wait_until(
+        lambda: trigger_claimed(stack, run_id),
+        timeout=60,
+        what=f"the trigger of {TASK_ID} in {run_id} to be claimed by a triggerer",
+        diagnostics=stack.logs_report,
+    )
+    # Airflow calls on_kill only for a trigger its runner has started (it starts claimed triggers on its
+    # next loop, about a second later); a clear before that just deletes the trigger, and the new try
+    # re-attaches to the still-running execution — Airflow's behaviour, not a case these tests are about.
+    time.sleep(TRIGGER_START_MARGIN_S)
     return run_id, execution_id
+
+
+TRIGGER_START_MARGIN_S = 3.0
+
+
+def trigger_claimed(stack: AirflowStack, run_id: str) -> bool:
+    rows = stack.sql(
+        "SELECT t.triggerer_id FROM task_instance ti JOIN trigger t ON ti.trigger_id = t.id "
+        "WHERE ti.dag_id = %s AND ti.run_id = %s AND ti.task_id = %s",
+        (DAG_ID, run_id, TASK_ID),
+    )
+    return bool(rows and rows[0][0] is not None)
 
 
 def triggerer(stack: AirflowStack) -> Any:
