@@ -32,6 +32,10 @@ TASK_ID = "maintain"
 POOL_SLOTS = 1
 # Saturdays 02:00 UTC: 2026-11-07, 11-14 and 11-21 — three intervals, all before "now" on these machines.
 BACKFILL_FROM, BACKFILL_TO = "2026-11-06", "2026-11-22"
+# The scheduler creates no runs of its own here ([scheduler] use_job_schedule off; backfill runs still
+# run): with catchup=True it would otherwise add every weekly interval that fell due since the DAG's
+# start_date and is not in the backfill — one more each week, which made a fourth execution in CI.
+NO_SCHEDULED_RUNS = {"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
 HOLDING_STATES = ("queued", "running", "deferred")  # a task instance in these holds a pool slot
 
 
@@ -68,7 +72,7 @@ def maintenance_world(
     workdir = tmp_path_factory.mktemp("maintenance")
     with local_runtime(workdir / "runtime", time_scale=1800) as runtime:
         story = runtime.provision_story(workdir / "story")
-        with airflow_stacks.stack(extra_env=story_env(story)) as stack:
+        with airflow_stacks.stack(extra_env={**story_env(story), **NO_SCHEDULED_RUNS}) as stack:
             install_fast_polling(stack.home)
             stack.airflow(
                 "pools",
@@ -89,8 +93,8 @@ def backfill(maintenance_world: tuple[AirflowStack, LocalRuntime]) -> BackfillOb
     stack.airflow(
         "backfill", "create", "--dag-id", DAG_ID, "--from-date", BACKFILL_FROM, "--to-date", BACKFILL_TO
     )
-    # Paused DAGs run nothing, backfills included; unpausing after the backfill exists leaves the
-    # scheduler's catch-up nothing to create (the backfill already owns those intervals).
+    # Paused DAGs run nothing, backfills included: unpause once the backfill exists (the scheduler makes
+    # no runs of its own in this stack, see NO_SCHEDULED_RUNS).
     stack.unpause(DAG_ID)
     run_ids = [
         str(run_id)
