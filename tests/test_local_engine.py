@@ -145,9 +145,9 @@ def test_invalid_parameters_are_refused_at_start_listing_each(h: Harness) -> Non
 
 def test_unsupported_action_is_refused_at_start_naming_it(h: Harness) -> None:
     with pytest.raises(AutomationApiError) as refused:
-        h.run(runbook(sleep("Wait"), step("Script", "aws:executeScript", inputs={"Runtime": "python3.11"})))
+        h.run(runbook(sleep("Wait"), step("Hook", "aws:invokeWebhook", inputs={"IntegrationName": "x"})))
     assert refused.value.code == "InvalidDocumentContent"
-    assert "aws:executeScript (step Script)" in refused.value.message
+    assert "aws:invokeWebhook (step Hook)" in refused.value.message
     # IAM comes first (on the requested version), the content check next; nothing asked with a role
     assert [start[2:] for start in h.authorizer.starts] == [("$DEFAULT", None)]
     assert h.engine.describe([], None, None)[0] == []

@@ -33,7 +33,7 @@ from airflow_ssm_delegate.documents.model import (
 )
 from airflow_ssm_delegate.documents.parameters import check_value
 from airflow_ssm_delegate.documents.references import render
-from airflow_ssm_delegate.local.actions import REGISTRY
+from airflow_ssm_delegate.local.actions import REGISTRY, WALL_TIMED_ACTIONS
 from airflow_ssm_delegate.local.actions.base import (
     CHILD_FINISHED,
     Continuation,
@@ -149,6 +149,24 @@ class _StepContext:
 
     def child(self, execution_id: str) -> dict[str, Any]:
         return self._engine.get(execution_id)
+
+    def variables(self) -> dict[str, Any]:
+        return self._engine._builtins(self._execution)
+
+    def script_environment(self) -> dict[str, str]:
+        engine, execution = self._engine, self._execution
+        environment = {
+            "AWS_ENDPOINT_URL": engine.clients.endpoint_url,
+            "AWS_DEFAULT_REGION": engine.region,
+            "AWS_REGION": engine.region,
+        }
+        credentials = execution.credentials
+        if execution.role_arn and credentials is not None:  # AWS: no service role, no permissions
+            environment["AWS_ACCESS_KEY_ID"] = credentials.access_key_id
+            environment["AWS_SECRET_ACCESS_KEY"] = credentials.secret_access_key
+            if credentials.session_token:
+                environment["AWS_SESSION_TOKEN"] = credentials.session_token
+        return environment
 
 
 class AutomationEngine:
@@ -453,7 +471,8 @@ class AutomationEngine:
             self.steps_started += 1
         if not execution.cancelling:
             execution.status = "InProgress"
-        timeout = record.spec.timeout_seconds
+        # actions that run code in real time apply timeoutSeconds themselves, in wall-clock seconds
+        timeout = None if record.spec.action in WALL_TIMED_ACTIONS else record.spec.timeout_seconds
         execution.deadline = now + timedelta(seconds=timeout) if timeout else None
         context = _StepContext(self, execution, record)
         execution.context = context
@@ -465,11 +484,10 @@ class AutomationEngine:
 
         self._call_soon(execution, first_call)
 
-    def _render_inputs(self, execution: Execution, record: StepRecord) -> dict[str, Any]:
-        with execution.lock:
-            values, step_values = dict(execution.values), execution.step_values()
+    def _builtins(self, execution: Execution) -> dict[str, Any]:
+        """The global and automation variables of ``execution`` now."""
         now = self.clock.now()
-        builtins = {
+        return {
             "global:ACCOUNT_ID": self.account_id,
             "global:REGION": self.region,
             "global:AWS_PARTITION": "aws",
@@ -477,6 +495,11 @@ class AutomationEngine:
             "global:DATE_TIME": now.strftime("%Y-%m-%d_%H.%M.%S"),
             "automation:EXECUTION_ID": execution.id,
         }
+
+    def _render_inputs(self, execution: Execution, record: StepRecord) -> dict[str, Any]:
+        with execution.lock:
+            values, step_values = dict(execution.values), execution.step_values()
+        builtins = self._builtins(execution)
 
         def resolve(expression: str) -> Any:
             if expression in builtins:

@@ -6,7 +6,7 @@ set is exactly this mapping's keys.
 
 from __future__ import annotations
 
-from airflow_ssm_delegate.local.actions import api, automation, command, ec2, flow
+from airflow_ssm_delegate.local.actions import api, automation, command, ec2, flow, script
 from airflow_ssm_delegate.local.actions.base import Action
 
 REGISTRY: dict[str, Action] = {
@@ -24,7 +24,10 @@ REGISTRY: dict[str, Action] = {
     "aws:approve": flow.approve,
     "aws:executeAutomation": automation.execute_automation,
     "aws:runCommand": command.run_command,
+    "aws:executeScript": script.execute_script,
 }
 SUPPORTED_ACTIONS = frozenset(REGISTRY)
+#: Actions that run code in real time: they apply timeoutSeconds themselves, in wall-clock seconds.
+WALL_TIMED_ACTIONS = frozenset({"aws:executeScript", "aws:invokeLambdaFunction"})
 
-__all__ = ["REGISTRY", "SUPPORTED_ACTIONS", "Action"]
+__all__ = ["REGISTRY", "SUPPORTED_ACTIONS", "WALL_TIMED_ACTIONS", "Action"]

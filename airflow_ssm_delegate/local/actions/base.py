@@ -115,6 +115,13 @@ class StepContext(Protocol):
     def child(self, execution_id: str) -> dict[str, Any]:
         """The child's AutomationExecution object."""
 
+    def variables(self) -> Mapping[str, Any]:
+        """The global and automation variables by name (``global:REGION``, ``automation:EXECUTION_ID``)."""
+
+    def script_environment(self) -> dict[str, str]:
+        """Environment variables that point an AWS SDK in a child process at the runtime: endpoint and
+        region, plus the service role's credentials when the execution has a service role."""
+
 
 def require(inputs: Mapping[str, Any], name: str, kind: type | tuple[type, ...] = object) -> Any:
     """An input the action cannot run without, with a failure naming it when missing or mistyped."""
