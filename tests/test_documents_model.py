@@ -109,7 +109,7 @@ def test_json_text_parses_like_yaml(runbook: Runbook) -> None:
         (lambda d: d["mainSteps"][0].update(maxAttempts=True), "maxAttempts must be an integer"),
         (lambda d: d["mainSteps"][0].update(onfailure="Abort"), "unknown step key 'onfailure'"),
         (lambda d: d["parameters"]["Count"].update(type="Number"), "type 'Number' is not one of"),
-        (lambda d: d["parameters"]["Count"].update(allowedPattern="("), "is not a valid regular expression"),
+        (lambda d: d["parameters"]["Count"].update(allowedPattern=5), "allowedPattern must be a string"),
         (lambda d: d.update(extra=1), "unknown top-level key 'extra'"),
     ],
 )

@@ -66,6 +66,7 @@ def lint_data(data: Any, lines: Mapping[Path, int], filename: str) -> list[Findi
         problems.extend(lint_steps.reachability_problems(steps))
         problems.extend(lint_steps.reference_problems(data, steps))
         problems.extend(lint_steps.output_problems(data, steps))
+        problems.extend(lint_document.pattern_problems(data))
         problems.extend(lint_document.parameter_value_problems(data))
         problems.extend(lint_document.role_problems(data))
         problems.extend(lint_document.sleep_problems(data, steps))

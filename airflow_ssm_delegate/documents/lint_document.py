@@ -11,7 +11,13 @@ import isodate
 
 from airflow_ssm_delegate.documents.actions import is_reference
 from airflow_ssm_delegate.documents.model import Problem, parameter_spec
-from airflow_ssm_delegate.documents.parameters import PARAMETER_TYPES, ParameterSpec, check_value
+from airflow_ssm_delegate.documents.parameters import (
+    PARAMETER_TYPES,
+    ParameterSpec,
+    base_type,
+    check_value,
+    pattern_problem,
+)
 from airflow_ssm_delegate.documents.references import REFERENCE, find_references
 
 if TYPE_CHECKING:
@@ -25,11 +31,29 @@ DEFAULT_WAITS = {"aws:approve": dt.timedelta(days=7)}
 UNBOUNDED = dt.timedelta.max
 
 
+def pattern_problems(data: Mapping[str, Any]) -> Iterator[Problem]:
+    """SSM013: an allowedPattern that Java's regex syntax (as ``javaregex`` reads it) cannot compile."""
+    parameters = data.get("parameters")
+    for name, declaration in parameters.items() if isinstance(parameters, Mapping) else []:
+        pattern = declaration.get("allowedPattern") if isinstance(declaration, Mapping) else None
+        problem = pattern_problem(pattern) if isinstance(pattern, str) else None
+        if problem and isinstance(pattern, str):
+            yield Problem(
+                "SSM013",
+                ("parameters", name, "allowedPattern"),
+                f"parameter {name}: allowedPattern {pattern[:80]!r} is not a valid Java regular expression "
+                f"({problem})",
+            )
+
+
 def parameter_value_problems(data: Mapping[str, Any]) -> Iterator[Problem]:
     parameters = data.get("parameters")
     for name, declaration in parameters.items() if isinstance(parameters, Mapping) else []:
         if not isinstance(declaration, Mapping) or declaration.get("type") not in PARAMETER_TYPES:
             continue  # reported as SSM011
+        pattern = declaration.get("allowedPattern")
+        if pattern is not None and (not isinstance(pattern, str) or pattern_problem(pattern)):
+            continue  # reported as SSM011 / SSM013; values can't be checked against it
         try:
             spec = parameter_spec(name, declaration)
         except (TypeError, ValueError):
@@ -37,7 +61,7 @@ def parameter_value_problems(data: Mapping[str, Any]) -> Iterator[Problem]:
         path: Path = ("parameters", name)
         allowed = declaration.get("allowedValues")
         if isinstance(allowed, list):
-            if spec.type in ("Boolean", "MapList", "StringMap"):
+            if base_type(spec.type) in ("MapList", "StringMap"):
                 yield Problem(
                     "SSM012",
                     (*path, "allowedValues"),
@@ -61,7 +85,7 @@ def parameter_value_problems(data: Mapping[str, Any]) -> Iterator[Problem]:
 
 def _bare(spec: ParameterSpec) -> ParameterSpec:
     """The declaration without constraints: checks one allowedValues item against the type only."""
-    item_type = "String" if spec.type == "StringList" else spec.type
+    item_type = "String" if base_type(spec.type) == "StringList" else base_type(spec.type)
     return replace(
         spec, type=item_type, allowed_values=None, allowed_pattern=None, min_items=None, max_items=None
     )

@@ -8,7 +8,7 @@ reports the same problems with source lines, plus the semantic rules only an aut
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any
@@ -23,10 +23,12 @@ from airflow_ssm_delegate.documents.parameters import (
 from airflow_ssm_delegate.documents.source import Path, SourceError, load_source
 from airflow_ssm_delegate.documents.structure import (
     INT_PARAMETER_KEYS,
+    LOOP_ACTION,
     SCHEMA_VERSION,
     Problem,
     structural_problems,
 )
+from airflow_ssm_delegate.documents.values import as_bool, as_int
 
 __all__ = [
     "MISSING",
@@ -58,7 +60,12 @@ class RunbookError(ValueError):
 
 @dataclass(frozen=True)
 class StepSpec:
-    """One entry of ``mainSteps``."""
+    """One entry of ``mainSteps`` (or of an ``aws:loop``'s ``inputs.Steps``).
+
+    Scalars are already coerced as AWS reads them (``isEnd: 'true'`` is True, ``maxAttempts: '3'`` is 3).
+    For ``aws:loop`` the nested steps are parsed into ``steps`` and removed from ``inputs``: they are
+    rendered per iteration (``{{ loop.CurrentIteratorValue }}``), never once at the loop's start.
+    """
 
     name: str
     action: str
@@ -72,6 +79,14 @@ class StepSpec:
     next_step: str | None = None
     is_critical: bool = True
     line: int | None = None
+    steps: tuple[StepSpec, ...] = ()
+    description: str | None = None
+
+    def walk(self) -> Iterator[StepSpec]:
+        """This step, then every step nested in it (loops in loops), depth first."""
+        yield self
+        for inner in self.steps:
+            yield from inner.walk()
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,10 @@ class Runbook:
     steps: tuple[StepSpec, ...]
     outputs: tuple[str, ...]
     raw: dict[str, Any]
+    #: Top-level ``variables`` (type, default, description), read and changed by aws:updateVariable.
+    variables: dict[str, ParameterSpec] = field(default_factory=dict)
+    #: Top-level ``files`` (attachments of aws:executeScript), as written.
+    files: dict[str, Any] = field(default_factory=dict)
 
     @property
     def assume_role_parameter(self) -> str | None:
@@ -92,40 +111,61 @@ class Runbook:
         match = _ROLE_REFERENCE.match(self.assume_role or "")
         return match.group(1) if match else None
 
-    def step(self, name: str) -> StepSpec:
+    def all_steps(self) -> Iterator[StepSpec]:
+        """Every step, including those nested in aws:loop steps (for permissions and lookups)."""
         for step in self.steps:
+            yield from step.walk()
+
+    def step(self, name: str) -> StepSpec:
+        """The step called ``name``, at top level or nested in a loop."""
+        for step in self.all_steps():
             if step.name == name:
                 return step
-        raise KeyError(f"runbook has no step {name!r}; steps are {[s.name for s in self.steps]}")
+        raise KeyError(f"runbook has no step {name!r}; steps are {[s.name for s in self.all_steps()]}")
 
 
 def parameter_spec(name: str, declaration: Mapping[str, Any]) -> ParameterSpec:
     allowed = declaration.get("allowedValues")
     return ParameterSpec(
         name=name,
-        type=declaration["type"],
+        type=declaration.get("type", "String"),
         default=declaration.get("default", MISSING),
         allowed_values=tuple(allowed) if allowed is not None else None,
         allowed_pattern=declaration.get("allowedPattern"),
         description=declaration.get("description"),
-        **{attr: declaration.get(key) for key, attr in INT_PARAMETER_KEYS.items()},
+        **{attr: as_int(declaration.get(key)) for key, attr in INT_PARAMETER_KEYS.items()},
     )
 
 
-def _step_spec(step: Mapping[str, Any], line: int | None) -> StepSpec:
+def _flag(step: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = as_bool(step.get(key, default))
+    return default if value is None else value
+
+
+def _step_spec(step: Mapping[str, Any], path: Path, lines: Mapping[Path, int]) -> StepSpec:
+    inputs = dict(step.get("inputs") or {})
+    nested: tuple[StepSpec, ...] = ()
+    if step["action"] == LOOP_ACTION:
+        body = inputs.pop("Steps", None) or []
+        nested = tuple(
+            _step_spec(inner, (*path, "inputs", "Steps", i), lines) for i, inner in enumerate(body)
+        )
+    timeout = step.get("timeoutSeconds")
     return StepSpec(
         name=step["name"],
         action=step["action"],
-        inputs=dict(step.get("inputs") or {}),
+        inputs=inputs,
         outputs=tuple(step.get("outputs") or ()),
         on_failure=step.get("onFailure", "Abort"),
         on_cancel=step.get("onCancel", "Abort"),
-        max_attempts=step.get("maxAttempts", 1),
-        timeout_seconds=step.get("timeoutSeconds"),
-        is_end=step.get("isEnd", False),
+        max_attempts=as_int(step.get("maxAttempts", 1)) or 1,
+        timeout_seconds=None if timeout is None else as_int(timeout),
+        is_end=_flag(step, "isEnd", False),
         next_step=step.get("nextStep"),
-        is_critical=step.get("isCritical", True),
-        line=line,
+        is_critical=_flag(step, "isCritical", True),
+        line=lines.get(path),
+        steps=nested,
+        description=step.get("description"),
     )
 
 
@@ -141,11 +181,11 @@ def build_runbook(data: Mapping[str, Any], lines: Mapping[Path, int], source: st
         parameters={
             name: parameter_spec(name, decl) for name, decl in (data.get("parameters") or {}).items()
         },
-        steps=tuple(
-            _step_spec(step, lines.get(("mainSteps", i))) for i, step in enumerate(data["mainSteps"])
-        ),
+        steps=tuple(_step_spec(step, ("mainSteps", i), lines) for i, step in enumerate(data["mainSteps"])),
         outputs=tuple(data.get("outputs") or ()),
         raw=dict(data),
+        variables={name: parameter_spec(name, decl) for name, decl in (data.get("variables") or {}).items()},
+        files=dict(data.get("files") or {}),
     )
 
 

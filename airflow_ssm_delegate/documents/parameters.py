@@ -12,14 +12,30 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from airflow_ssm_delegate.documents.model import Runbook
+from airflow_ssm_delegate.documents.javaregex import PatternError, compile_java, java_search
 
-PARAMETER_TYPES = ("String", "StringList", "Integer", "Boolean", "MapList", "StringMap")
-LIST_TYPES = frozenset({"StringList", "MapList"})
+BASE_TYPES = ("String", "StringList", "Integer", "Boolean", "MapList", "StringMap")
+_EC2_INSTANCE_ID = r"^m?i-([a-z0-9]{8}|[a-z0-9]{17})$"
+_S3_BUCKET_NAME = r"^[0-9a-z][a-z0-9\-\.]{3,63}$"
+_IAM_ROLE_ARN = r"^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b):iam::[0-9]{12}:role/.*$"
+#: AWS-specific parameter types -> (the base type they take, the pattern a non-empty value must match).
+#: Table and patterns: SSM user guide, "Creating input parameters that populate AWS resources"
+#: (https://docs.aws.amazon.com/systems-manager/latest/userguide/populating-input-parameters.html).
+#: An empty string passes: AWS's own example there declares ``AWS::IAM::Role::Arn`` with ``default: ''``.
+AWS_TYPES: dict[str, tuple[str, str]] = {
+    "AWS::EC2::Instance::Id": ("String", _EC2_INSTANCE_ID),
+    "List<AWS::EC2::Instance::Id>": ("StringList", _EC2_INSTANCE_ID),
+    "AWS::S3::Bucket::Name": ("String", _S3_BUCKET_NAME),
+    "List<AWS::S3::Bucket::Name>": ("StringList", _S3_BUCKET_NAME),
+    "AWS::IAM::Role::Arn": ("String", _IAM_ROLE_ARN),
+    "List<AWS::IAM::Role::Arn>": ("StringList", _IAM_ROLE_ARN),
+}
+PARAMETER_TYPES = (*BASE_TYPES, *AWS_TYPES)
+LIST_TYPES = frozenset(
+    {"StringList", "MapList", *(name for name, (base, _) in AWS_TYPES.items() if base == "StringList")}
+)
 #: API limits of StartAutomationExecution (AutomationParameterValueList / AutomationParameterValue).
 MAX_VALUES_PER_PARAMETER = 50
 MAX_VALUE_CHARS = 512
@@ -41,6 +57,18 @@ class ParameterValidationError(ValueError):
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = list(problems)
         super().__init__("invalid runbook parameters: " + "; ".join(self.problems))
+
+
+class HasParameters(Protocol):
+    """What the conversions need of a runbook (``model.Runbook``): no import of the model here."""
+
+    @property
+    def parameters(self) -> Mapping[str, ParameterSpec]: ...
+
+
+def base_type(type_name: str) -> str:
+    """``List<AWS::EC2::Instance::Id>`` -> ``StringList``; a base type is itself."""
+    return AWS_TYPES[type_name][0] if type_name in AWS_TYPES else type_name
 
 
 @dataclass(frozen=True)
@@ -67,21 +95,27 @@ class _BadValue(ValueError):
     """A value that cannot be converted; the message is phrased to follow ``'<name>: '``."""
 
 
-@lru_cache(maxsize=256)
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """Compile an ``allowedPattern`` (raises ``re.error`` when Python cannot read it)."""
-    return re.compile(pattern)
+def pattern_problem(pattern: str) -> str | None:
+    """Why ``pattern`` cannot be used as an allowedPattern (Java syntax), or None when it can."""
+    try:
+        compile_java(pattern)
+    except PatternError as exc:
+        return str(exc)
+    return None
 
 
 def matches_pattern(pattern: str, value: str) -> bool:
-    """The single ``allowedPattern`` matcher used by the hook, the local runtime and lint.
+    """Does ``value`` match the allowedPattern (Java semantics, ``find``)? Raises ``PatternError``."""
+    return java_search(pattern, value)
 
-    AWS evaluates allowedPattern as a Java regular expression. We use Python's ``re.search``: patterns
-    carry their own ``^``/``$`` anchors (as every AWS-published runbook does), and the common syntax
-    (classes, quantifiers, alternation, ``\\d``/``\\w``) means the same in both dialects. Java-only
-    constructs (possessive quantifiers, ``\\p{javaLowerCase}``) are rejected by lint as uncompilable.
-    """
-    return compile_pattern(pattern).search(value) is not None
+
+def _pattern_mismatch(pattern: str, item: str) -> str | None:
+    """The single ``allowedPattern`` check used by the hook, the local runtime and lint (Java semantics)."""
+    try:
+        matched = java_search(pattern, item)
+    except PatternError as exc:
+        return f"cannot be checked against the allowedPattern {pattern!r}: {exc}"
+    return None if matched else f"{_quoted(item)} does not match the allowedPattern {pattern!r}"
 
 
 def _shown(value: Any) -> str:
@@ -183,7 +217,7 @@ _TO_API = {
 
 def _allowed_as_strings(spec: ParameterSpec) -> list[str]:
     """allowedValues in the API's string form, so ``5`` and ``"5"`` compare equal for an Integer."""
-    scalar = {"Integer": _integer, "Boolean": _boolean}.get(spec.type)
+    scalar = {"Integer": _integer, "Boolean": _boolean}.get(base_type(spec.type))
     result: list[str] = []
     for allowed in spec.allowed_values or ():
         try:
@@ -196,6 +230,13 @@ def _allowed_as_strings(spec: ParameterSpec) -> list[str]:
 def _constraint_problems(spec: ParameterSpec, items: list[str]) -> list[str]:
     """Everything wrong with an already-converted value, each phrased to follow ``'<name>: '``."""
     problems: list[str] = []
+    if spec.type in AWS_TYPES:
+        type_pattern = AWS_TYPES[spec.type][1]
+        problems.extend(
+            f"{_quoted(item)} is not a valid {spec.type} (pattern {type_pattern})"
+            for item in items
+            if item and _pattern_mismatch(type_pattern, item)
+        )
     if len(items) > MAX_VALUES_PER_PARAMETER:
         problems.append(f"{len(items)} values exceed the API limit of {MAX_VALUES_PER_PARAMETER}")
     if spec.min_items is not None and len(items) < spec.min_items:
@@ -212,14 +253,15 @@ def _constraint_problems(spec: ParameterSpec, items: list[str]) -> list[str]:
             problems.append(f"{_quoted(item)} is longer than maxChars {spec.max_chars}")
         if allowed is not None and item not in allowed:
             problems.append(f"{_quoted(item)} is not one of the allowedValues {allowed}")
-        if spec.allowed_pattern is not None and not matches_pattern(spec.allowed_pattern, item):
-            problems.append(f"{_quoted(item)} does not match the allowedPattern {spec.allowed_pattern!r}")
+        mismatch = _pattern_mismatch(spec.allowed_pattern, item) if spec.allowed_pattern is not None else None
+        if mismatch:
+            problems.append(mismatch)
     return problems
 
 
 def check_value(spec: ParameterSpec, value: Any) -> tuple[list[str], list[str]]:
     """Convert ``value`` to the API form of ``spec``; returns (api_items, problems with the name prefixed)."""
-    converter = _TO_API.get(spec.type)
+    converter = _TO_API.get(base_type(spec.type))
     if converter is None:
         return [], [f"{spec.name}: unknown parameter type {spec.type!r}; use one of {list(PARAMETER_TYPES)}"]
     try:
@@ -231,20 +273,21 @@ def check_value(spec: ParameterSpec, value: Any) -> tuple[list[str], list[str]]:
 
 def from_api_items(spec: ParameterSpec, items: Sequence[str]) -> Any:
     """The typed Python value of already-checked API items (``check_value`` output)."""
-    if spec.type == "String":
+    kind = base_type(spec.type)
+    if kind == "String":
         return items[0]
-    if spec.type == "Integer":
+    if kind == "Integer":
         return int(items[0])
-    if spec.type == "Boolean":
+    if kind == "Boolean":
         return items[0] == "true"
-    if spec.type == "StringMap":
+    if kind == "StringMap":
         return json.loads(items[0])
-    if spec.type == "MapList":
+    if kind == "MapList":
         return [json.loads(item) for item in items]
     return list(items)
 
 
-def _unknown_names(runbook: Runbook, names: Sequence[str]) -> list[str]:
+def _unknown_names(runbook: HasParameters, names: Sequence[str]) -> list[str]:
     declared = sorted(runbook.parameters)
     return [
         f"{name}: not a parameter of this runbook; declared parameters are {declared}"
@@ -253,7 +296,7 @@ def _unknown_names(runbook: Runbook, names: Sequence[str]) -> list[str]:
     ]
 
 
-def to_api_parameters(runbook: Runbook, values: Mapping[str, Any]) -> dict[str, list[str]]:
+def to_api_parameters(runbook: HasParameters, values: Mapping[str, Any]) -> dict[str, list[str]]:
     """Python values -> the API's ``{name: [str, ...]}``, checked against the declarations.
 
     Only the given values are returned (AWS fills defaults itself). Raises ``ParameterValidationError``
@@ -275,7 +318,7 @@ def to_api_parameters(runbook: Runbook, values: Mapping[str, Any]) -> dict[str, 
     return result
 
 
-def resolve_parameters(runbook: Runbook, api_parameters: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+def resolve_parameters(runbook: HasParameters, api_parameters: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     """API form -> typed values for every declared parameter, defaults filled, same checks as above."""
     problems = _unknown_names(runbook, list(api_parameters))
     result: dict[str, Any] = {}

@@ -11,12 +11,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_ssm_delegate.documents.parameters import PARAMETER_TYPES, compile_pattern
+from airflow_ssm_delegate.documents.parameters import BASE_TYPES, PARAMETER_TYPES
+from airflow_ssm_delegate.documents.source import format_path
+from airflow_ssm_delegate.documents.values import as_bool, as_int
 
 if TYPE_CHECKING:
     from airflow_ssm_delegate.documents.source import Path
 
 SCHEMA_VERSION = "0.3"
+LOOP_ACTION = "aws:loop"
 STEP_NAME = re.compile(r"[A-Za-z0-9_]{1,128}")
 TOP_LEVEL_KEYS = frozenset(
     {"schemaVersion", "description", "assumeRole", "parameters", "variables", "outputs", "mainSteps", "files"}
@@ -51,7 +54,8 @@ PARAMETER_KEYS = frozenset(
         "maxChars",
     }
 )
-OUTPUT_TYPES = frozenset(PARAMETER_TYPES)
+OUTPUT_TYPES = frozenset(BASE_TYPES)
+VARIABLE_KEYS = frozenset({"type", "default", "description"})
 INT_PARAMETER_KEYS = {
     "minItems": "min_items",
     "maxItems": "max_items",
@@ -72,9 +76,14 @@ class Problem:
 def _type_problem(
     path: Path, key: str, value: Any, expected: type | tuple[type, ...], wanted: str
 ) -> list[Problem]:
-    if isinstance(value, bool) and expected is int:
-        return [Problem("SSM001", path, f"{key} must be {wanted}, got {value!r}")]
-    if not isinstance(value, expected):
+    """``value`` is not ``expected``; an int or bool may be written as AWS coerces it ("3", "true")."""
+    if expected is int:
+        ok = as_int(value) is not None
+    elif expected is bool:
+        ok = as_bool(value) is not None
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
         return [Problem("SSM001", path, f"{key} must be {wanted}, got {type(value).__name__} {value!r}")]
     return []
 
@@ -110,29 +119,40 @@ def _parameter_problems(parameters: Any) -> Iterator[Problem]:
             yield Problem(
                 "SSM011", (*path, "allowedValues"), f"parameter {name}: allowedValues must be a list"
             )
-        pattern = declaration.get("allowedPattern")
-        if pattern is not None:
-            yield from _pattern_problems(name, (*path, "allowedPattern"), pattern)
+        if "allowedPattern" in declaration and not isinstance(declaration["allowedPattern"], str):
+            yield Problem(
+                "SSM011", (*path, "allowedPattern"), f"parameter {name}: allowedPattern must be a string"
+            )
 
 
-def _pattern_problems(name: str, path: Path, pattern: Any) -> Iterator[Problem]:
-    if not isinstance(pattern, str):
-        yield Problem("SSM013", path, f"parameter {name}: allowedPattern must be a string")
+def _variable_problems(variables: Any) -> Iterator[Problem]:
+    """Top-level ``variables``: name -> {type, default, description}, read and set by aws:updateVariable."""
+    if variables is None:
         return
-    try:
-        compile_pattern(pattern)
-    except re.error as exc:
-        yield Problem(
-            "SSM013",
-            path,
-            f"parameter {name}: allowedPattern {pattern!r} is not a valid regular "
-            f"expression ({exc}); write it in the syntax shared by Java and Python",
-        )
+    if not isinstance(variables, Mapping):
+        yield Problem("SSM001", ("variables",), "variables must be a mapping of name -> {type, default}")
+        return
+    for name, declaration in variables.items():
+        path: Path = ("variables", name)
+        if not isinstance(declaration, Mapping):
+            yield Problem("SSM011", path, f"variable {name}: declaration must be a mapping with a type")
+            continue
+        for key in sorted(set(declaration) - VARIABLE_KEYS, key=str):
+            yield Problem(
+                "SSM011",
+                (*path, key),
+                f"variable {name}: unknown key {key!r}; allowed keys are {sorted(VARIABLE_KEYS)}",
+            )
+        if declaration.get("type") not in BASE_TYPES:
+            yield Problem(
+                "SSM011",
+                (*path, "type"),
+                f"variable {name}: type {declaration.get('type')!r} is not one of {list(BASE_TYPES)}",
+            )
 
 
-def _step_key_problems(index: int, step: Mapping[str, Any]) -> Iterator[Problem]:
-    path: Path = ("mainSteps", index)
-    label = f"mainSteps[{index}]" + (f" ({step['name']})" if isinstance(step.get("name"), str) else "")
+def _step_key_problems(path: Path, step: Mapping[str, Any]) -> Iterator[Problem]:
+    label = format_path(path) + (f" ({step['name']})" if isinstance(step.get("name"), str) else "")
     for key in sorted(set(step) - STEP_KEYS, key=str):
         yield Problem(
             "SSM001", (*path, key), f"{label}: unknown step key {key!r}; allowed keys are {sorted(STEP_KEYS)}"
@@ -153,12 +173,12 @@ def _step_key_problems(index: int, step: Mapping[str, Any]) -> Iterator[Problem]
         ("description", str, "a string"),
     ]
     for key, expected, wanted in checks:
-        if key in step:
+        if step.get(key) is not None or (key in step and key not in ("inputs", "outputs")):
             yield from _type_problem((*path, key), f"{label}: {key}", step[key], expected, wanted)
     for key in ("maxAttempts", "timeoutSeconds"):
-        value = step.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
-            yield Problem("SSM001", (*path, key), f"{label}: {key} must be at least 1, got {value}")
+        number = as_int(step.get(key))
+        if number is not None and number < 1:
+            yield Problem("SSM001", (*path, key), f"{label}: {key} must be at least 1, got {number}")
     outputs = step.get("outputs")
     for number, output in enumerate(outputs if isinstance(outputs, list) else []):
         if not (
@@ -175,8 +195,7 @@ def _step_key_problems(index: int, step: Mapping[str, Any]) -> Iterator[Problem]
             )
 
 
-def _target_problems(index: int, step: Mapping[str, Any], names: set[str]) -> Iterator[Problem]:
-    path: Path = ("mainSteps", index)
+def _target_problems(path: Path, step: Mapping[str, Any], names: set[str]) -> Iterator[Problem]:
     label = f"step {step.get('name')!r}"
 
     def missing(target: str) -> bool:
@@ -230,34 +249,49 @@ def _branch_target_problems(
         )
 
 
-def _step_problems(steps: Any) -> Iterator[Problem]:
+def _loop_body(step: Mapping[str, Any]) -> Any:
+    inputs = step.get("inputs")
+    return inputs.get("Steps") if step.get("action") == LOOP_ACTION and isinstance(inputs, Mapping) else None
+
+
+def _step_problems(steps: Any, path: Path, seen: set[str]) -> Iterator[Problem]:
+    """Problems of a step list (``mainSteps`` or a loop's ``inputs.Steps``) and of loops nested in it.
+
+    Step names are unique across the whole document (``seen``): outputs are referenced by step name, also
+    out of a loop. A step's targets must be steps of its own list (a loop's steps jump within the loop).
+    """
+    where = format_path(path)
     if not isinstance(steps, list) or not steps:
-        yield Problem("SSM001", ("mainSteps",), "mainSteps is required and must be a non-empty list of steps")
+        yield Problem("SSM001", path, f"{where} is required and must be a non-empty list of steps")
         return
-    seen: set[str] = set()
+    names: set[str] = set()
     for index, step in enumerate(steps):
+        step_path: Path = (*path, index)
         if not isinstance(step, Mapping):
-            yield Problem("SSM001", ("mainSteps", index), f"mainSteps[{index}] must be a mapping")
+            yield Problem("SSM001", step_path, f"{where}[{index}] must be a mapping")
             continue
-        yield from _step_key_problems(index, step)
+        yield from _step_key_problems(step_path, step)
         name = step.get("name")
         if isinstance(name, str):
             if not STEP_NAME.fullmatch(name):
                 yield Problem(
                     "SSM006",
-                    ("mainSteps", index, "name"),
+                    (*step_path, "name"),
                     f"step name {name!r} is invalid: use 1-128 letters, digits and underscores",
                 )
             if name in seen:
                 yield Problem(
                     "SSM007",
-                    ("mainSteps", index, "name"),
+                    (*step_path, "name"),
                     f"step name {name!r} is used twice; step names must be unique",
                 )
             seen.add(name)
+            names.add(name)
+        if step.get("action") == LOOP_ACTION and isinstance(step.get("inputs"), Mapping):
+            yield from _step_problems(_loop_body(step), (*step_path, "inputs", "Steps"), seen)
     for index, step in enumerate(steps):
         if isinstance(step, Mapping):
-            yield from _target_problems(index, step, seen)
+            yield from _target_problems((*path, index), step, names)
 
 
 def structural_problems(data: Any) -> list[Problem]:
@@ -280,9 +314,12 @@ def structural_problems(data: Any) -> list[Problem]:
     for key in ("description", "assumeRole"):
         if key in data and not isinstance(data[key], str):
             problems.append(Problem("SSM001", (key,), f"{key} must be a string"))
-    outputs = data.get("outputs", [])
+    outputs = data.get("outputs") or []  # an empty ``outputs:`` is null, and AWS accepts it
     if not isinstance(outputs, list) or not all(isinstance(item, str) for item in outputs):
         problems.append(Problem("SSM001", ("outputs",), "outputs must be a list of 'step.Output' strings"))
-    problems.extend(_parameter_problems(data.get("parameters", {})))
-    problems.extend(_step_problems(data.get("mainSteps")))
+    problems.extend(_parameter_problems(data.get("parameters") or {}))
+    problems.extend(_variable_problems(data.get("variables")))
+    if data.get("files") is not None and not isinstance(data.get("files"), Mapping):
+        problems.append(Problem("SSM001", ("files",), "files must be a mapping of file name -> {checksums}"))
+    problems.extend(_step_problems(data.get("mainSteps"), ("mainSteps",), set()))
     return problems

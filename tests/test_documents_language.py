@@ -1,0 +1,123 @@
+"""The runbook language AWS accepts, as the model reads it: loops, variables, coercions, AWS types."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_ssm_delegate.documents.model import (
+    ParameterValidationError,
+    RunbookError,
+    parse_runbook,
+    resolve_parameters,
+    to_api_parameters,
+)
+
+LOOP_RUNBOOK = """\
+schemaVersion: '0.3'
+assumeRole: '{{ AutomationAssumeRole }}'
+parameters:
+  AutomationAssumeRole:
+    type: AWS::IAM::Role::Arn
+  InstanceIds:
+    type: List<AWS::EC2::Instance::Id>
+variables:
+  Stopped:
+    type: Integer
+    default: 0
+mainSteps:
+  - name: eachInstance
+    action: aws:loop
+    isCritical: 'false'
+    timeoutSeconds: '600'
+    maxAttempts: '2'
+    inputs:
+      Iterators: '{{ InstanceIds }}'
+      Steps:
+        - name: stopOne
+          action: aws:changeInstanceState
+          isEnd: 'true'
+          inputs:
+            InstanceIds: ['{{ eachInstance.CurrentIteratorValue }}']
+            DesiredState: stopped
+        - name: count
+          action: aws:updateVariable
+          inputs:
+            Name: variable:Stopped
+            Value: '{{ eachInstance.CurrentIteration }}'
+  - name: done
+    action: aws:sleep
+    isEnd: true
+    inputs:
+      Duration: PT1S
+outputs:
+"""
+
+
+def test_loop_steps_are_nested_step_specs_and_leave_the_inputs() -> None:
+    runbook = parse_runbook(LOOP_RUNBOOK)
+    loop = runbook.steps[0]
+    assert [step.name for step in loop.steps] == ["stopOne", "count"]
+    assert "Steps" not in loop.inputs and loop.inputs["Iterators"] == "{{ InstanceIds }}"
+    assert loop.steps[0].inputs["InstanceIds"] == ["{{ eachInstance.CurrentIteratorValue }}"]
+    assert loop.steps[0].line == 21 and loop.steps[0].is_end is True
+    assert [step.name for step in runbook.all_steps()] == ["eachInstance", "stopOne", "count", "done"]
+    assert runbook.step("count").action == "aws:updateVariable"
+
+
+def test_scalars_written_as_strings_are_coerced_as_aws_reads_them() -> None:
+    loop = parse_runbook(LOOP_RUNBOOK).steps[0]
+    assert (loop.is_critical, loop.timeout_seconds, loop.max_attempts) == (False, 600, 2)
+
+
+def test_variables_files_and_empty_outputs_are_part_of_the_model() -> None:
+    runbook = parse_runbook(LOOP_RUNBOOK)
+    assert runbook.variables["Stopped"].type == "Integer"
+    assert runbook.variables["Stopped"].default == 0
+    assert runbook.outputs == () and runbook.files == {}
+
+
+def test_nested_step_names_share_the_document_namespace() -> None:
+    text = LOOP_RUNBOOK.replace("- name: done", "- name: stopOne")
+    with pytest.raises(RunbookError, match="'stopOne' is used twice"):
+        parse_runbook(text)
+
+
+def test_nested_step_targets_stay_inside_the_loop() -> None:
+    text = LOOP_RUNBOOK.replace("          isEnd: 'true'\n", "          nextStep: done\n")
+    with pytest.raises(RunbookError, match="nextStep targets unknown step 'done'"):
+        parse_runbook(text)
+
+
+def test_a_scalar_that_is_not_coercible_is_refused_by_name() -> None:
+    with pytest.raises(RunbookError, match="isCritical must be a boolean, got str 'no'"):
+        parse_runbook(LOOP_RUNBOOK.replace("isCritical: 'false'", "isCritical: 'no'"))
+
+
+ROLE = "arn:aws:iam::123456789012:role/AutomationRole"
+
+
+def test_aws_specific_types_convert_as_their_base_type_and_validate() -> None:
+    runbook = parse_runbook(LOOP_RUNBOOK)
+    assert to_api_parameters(
+        runbook, {"AutomationAssumeRole": ROLE, "InstanceIds": ["i-0123456789abcdef0", "i-12345678"]}
+    ) == {"AutomationAssumeRole": [ROLE], "InstanceIds": ["i-0123456789abcdef0", "i-12345678"]}
+    assert resolve_parameters(runbook, {"AutomationAssumeRole": [ROLE], "InstanceIds": ["i-12345678"]}) == {
+        "AutomationAssumeRole": ROLE,
+        "InstanceIds": ["i-12345678"],
+    }
+    with pytest.raises(ParameterValidationError) as caught:
+        to_api_parameters(runbook, {"AutomationAssumeRole": "AutomationRole", "InstanceIds": ["vol-1"]})
+    assert caught.value.problems == [
+        "AutomationAssumeRole: 'AutomationRole' is not a valid AWS::IAM::Role::Arn "
+        "(pattern ^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b):iam::[0-9]{12}:role/.*$)",
+        "InstanceIds: 'vol-1' is not a valid List<AWS::EC2::Instance::Id> "
+        "(pattern ^m?i-([a-z0-9]{8}|[a-z0-9]{17})$)",
+    ]
+
+
+def test_an_empty_role_arn_is_accepted_as_aws_own_example_declares_it() -> None:
+    text = LOOP_RUNBOOK.replace(
+        "    type: AWS::IAM::Role::Arn\n", "    type: AWS::IAM::Role::Arn\n    default: ''\n"
+    )
+    runbook = parse_runbook(text)
+    assert resolve_parameters(runbook, {"InstanceIds": ["i-12345678"]})["AutomationAssumeRole"] == ""
