@@ -31,6 +31,7 @@ _RUN_INSTANCES_PASSTHROUGH = {
     "InstanceInitiatedShutdownBehavior": "InstanceInitiatedShutdownBehavior",
     "KernelId": "KernelId",
     "KeyName": "KeyName",
+    "MetadataOptions": "MetadataOptions",  # used by AWS's own runbooks (AWS-* IMDSv2 launches)
     "NetworkInterfaces": "NetworkInterfaces",
     "Placement": "Placement",
     "PrivateIpAddress": "PrivateIpAddress",
@@ -98,12 +99,21 @@ def _instance_states(ctx: StepContext, instance_ids: list[str]) -> dict[str, str
     }
 
 
-def _wait_for_state(ctx: StepContext, instance_ids: list[str], desired: str) -> Outcome:
+def _wait_for_state(
+    ctx: StepContext, instance_ids: list[str], desired: str, fail_on_stopped: bool = False
+) -> Outcome:
     def check(current: StepContext) -> Outcome | None:
         states = _instance_states(current, instance_ids)
         missing = [i for i in instance_ids if i not in states]
         if missing and desired != "terminated":
             raise StepFailure(f"Instance(s) {', '.join(missing)} not found.", "Action")
+        stopped = [i for i in instance_ids if states.get(i) in ("stopping", "stopped")]
+        if fail_on_stopped and stopped:
+            raise StepFailure(
+                f"Instance(s) {', '.join(stopped)} stopped while waiting for them to be {desired} "
+                "(FailOnUnexpectedStopped).",
+                "Action",
+            )
         if all(states.get(i, "terminated") == desired for i in instance_ids):
             return Done(
                 {
@@ -145,29 +155,47 @@ def create_tags(ctx: StepContext) -> Outcome:
     return Done()
 
 
+#: https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-action-changestate.html
+_CHANGE_STATE_INPUTS = frozenset(
+    {"InstanceIds", "DesiredState", "CheckStateOnly", "Force", "AdditionalInfo", "FailOnUnexpectedStopped"}
+)
+
+
+def _flag(inputs: dict[str, Any], name: str) -> bool:
+    """A Boolean input, written as a boolean or as the text true/false (as AWS accepts it)."""
+    value = inputs.get(name, False)
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("true", "false"):
+        return str(value).lower() == "true"
+    raise StepFailure(f"Input {name} must be true or false, got {value!r}.", "Verification")
+
+
 def change_instance_state(ctx: StepContext) -> Outcome:
-    reject_unknown_inputs(
-        ctx.inputs,
-        "aws:changeInstanceState",
-        frozenset({"InstanceIds", "DesiredState", "CheckStateOnly", "Force", "AdditionalInfo"}),
-    )
+    """FailOnUnexpectedStopped (AWS's example pairs it with running): fail as soon as an instance is
+    stopping/stopped while waiting, instead of waiting for the timeout."""
+    reject_unknown_inputs(ctx.inputs, "aws:changeInstanceState", _CHANGE_STATE_INPUTS)
     instance_ids = string_list(ctx.inputs, "InstanceIds")
     desired = require(ctx.inputs, "DesiredState", str)
     if desired not in DESIRED_STATES:
         raise StepFailure(
             f"DesiredState {desired!r} must be one of {', '.join(DESIRED_STATES)}.", "Verification"
         )
-    if str(ctx.inputs.get("CheckStateOnly", False)).lower() != "true":
+    fail_on_stopped = _flag(ctx.inputs, "FailOnUnexpectedStopped") and desired != "stopped"
+    if not _flag(ctx.inputs, "CheckStateOnly"):
         ec2 = ctx.client("ec2")
         if desired == "running":
-            ec2.start_instances(InstanceIds=instance_ids)
-        elif desired == "stopped":
-            ec2.stop_instances(
-                InstanceIds=instance_ids, Force=str(ctx.inputs.get("Force", False)).lower() == "true"
+            extra = (
+                {"AdditionalInfo": str(ctx.inputs["AdditionalInfo"])}
+                if ctx.inputs.get("AdditionalInfo")
+                else {}
             )
+            ec2.start_instances(InstanceIds=instance_ids, **extra)
+        elif desired == "stopped":
+            ec2.stop_instances(InstanceIds=instance_ids, Force=_flag(ctx.inputs, "Force"))
         else:
             ec2.terminate_instances(InstanceIds=instance_ids)
-    return _wait_for_state(ctx, instance_ids, desired)
+    return _wait_for_state(ctx, instance_ids, desired, fail_on_stopped)
 
 
 def create_image(ctx: StepContext) -> Outcome:

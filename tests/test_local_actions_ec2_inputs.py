@@ -1,0 +1,75 @@
+"""The inputs AWS documents for the EC2 actions, beyond the basics (issue 9: AWS-StartEC2Instance's
+FailOnUnexpectedStopped, aws:runInstances MetadataOptions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.local_engine_support import Harness, runbook, step, steps_by_name
+
+AMI = "ami-12c6146b"  # in moto's default image list
+
+
+@pytest.fixture
+def ec2(moto_url: str) -> Any:
+    return boto3.client("ec2", endpoint_url=moto_url, region_name="us-east-1")
+
+
+def stopped_instance(ec2: Any) -> str:
+    instance_id = str(ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"])
+    ec2.stop_instances(InstanceIds=[instance_id])
+    return instance_id
+
+
+def instance(ec2: Any, instance_id: str) -> dict[str, Any]:
+    return dict(ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0])
+
+
+def test_start_ec2_instance_steps_as_aws_writes_them(h: Harness, ec2: Any) -> None:
+    """AWS-StartEC2Instance's two steps: start with FailOnUnexpectedStopped, then assert running."""
+    instance_id = stopped_instance(ec2)
+    inputs = {"InstanceIds": [instance_id], "DesiredState": "running", "FailOnUnexpectedStopped": "true"}
+    document = runbook(
+        step("startInstances", "aws:changeInstanceState", inputs={**inputs, "AdditionalInfo": "x"}),
+        step(
+            "forceStart", "aws:changeInstanceState", inputs={**inputs, "CheckStateOnly": True, "Force": True}
+        ),
+    )
+    execution = h.finish(h.run(document))
+    assert execution["AutomationExecutionStatus"] == "Success", execution
+    assert instance(ec2, instance_id)["State"]["Name"] == "running"
+
+
+def test_fail_on_unexpected_stopped_fails_at_once_instead_of_waiting(h: Harness, ec2: Any) -> None:
+    instance_id = stopped_instance(ec2)
+    inputs = {
+        "InstanceIds": [instance_id],
+        "DesiredState": "running",
+        "CheckStateOnly": True,
+        "FailOnUnexpectedStopped": True,
+    }
+    execution = h.finish(h.run(runbook(step("Assert", "aws:changeInstanceState", inputs=inputs))))
+    failed = steps_by_name(execution)["Assert"]
+    assert failed["StepStatus"] == "Failed"
+    assert "FailOnUnexpectedStopped" in failed["FailureMessage"]
+    assert instance(ec2, instance_id)["State"]["Name"] == "stopped"
+
+
+def test_a_flag_that_is_not_a_boolean_is_refused_by_name(h: Harness, ec2: Any) -> None:
+    inputs = {"InstanceIds": [stopped_instance(ec2)], "DesiredState": "running", "Force": "maybe"}
+    inputs["DesiredState"] = "stopped"
+    execution = h.finish(h.run(runbook(step("Stop", "aws:changeInstanceState", inputs=inputs))))
+    assert "Input Force must be true or false" in steps_by_name(execution)["Stop"]["FailureMessage"]
+
+
+def test_run_instances_passes_metadata_options(h: Harness, ec2: Any) -> None:
+    inputs = {"ImageId": AMI, "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"}}
+    execution = h.finish(
+        h.run(runbook(step("Launch", "aws:runInstances", inputs=inputs), outputs=["Launch.InstanceIds"]))
+    )
+    assert execution["AutomationExecutionStatus"] == "Success", execution
+    [instance_id] = execution["Outputs"]["Launch.InstanceIds"]
+    assert instance(ec2, instance_id)["MetadataOptions"]["HttpTokens"] == "required"
