@@ -153,10 +153,13 @@ def test_a_conditional_deny_only_denies_when_its_condition_holds() -> None:
     assert pinned is Decision.EXPLICIT_DENY
 
 
-def test_unsupported_operator_never_applies() -> None:
-    assert decide([allow(Condition={"BinaryEquals": {"k:A": "QQ=="}})], "s:Do", **{"k:A": "QQ=="}) is (
+def test_unknown_operator_never_applies_and_binary_equals_compares_bytes() -> None:
+    assert decide([allow(Condition={"StringSortOf": {"k:A": "x"}})], "s:Do", **{"k:A": "x"}) is (
         Decision.IMPLICIT_DENY
     )
+    binary = [allow(Condition={"BinaryEquals": {"k:A": "QQ=="}})]
+    assert decide(binary, "s:Do", **{"k:A": "QQ=="}) is Decision.ALLOW
+    assert decide(binary, "s:Do", **{"k:A": "Qg=="}) is Decision.IMPLICIT_DENY
 
 
 @pytest.mark.parametrize(
