@@ -241,3 +241,31 @@ getattr(__import__(module, fromlist=[attribute]), attribute)
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+# The Compose specification's own validator: its JSON schema (compose-spec/compose-spec, Apache-2.0), as
+# vendored and released by check-jsonschema (a [test] dependency). Debian 12 has no Compose v2 (`docker
+# compose config`); its docker-compose 1.29 predates keys this file uses (build.dockerfile_inline).
+def _compose_spec_check(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_compose_specification_schema_accepts_it() -> None:
+    result = _compose_spec_check(ROOT / "docker-compose.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_compose_specification_schema_names_a_misspelt_service_key(tmp_path: Path) -> None:
+    """The validator is strict: a typo in a service (which Compose would reject) is reported by name."""
+    broken = tmp_path / "docker-compose.yaml"
+    text = (ROOT / "docker-compose.yaml").read_text()
+    assert "\n    healthcheck:" in text
+    broken.write_text(text.replace("\n    healthcheck:", "\n    healthchek:", 1))
+    result = _compose_spec_check(broken)
+    assert result.returncode == 1
+    assert "'healthchek' was unexpected" in result.stdout
