@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from moto import settings as moto_settings
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.base_backend import BackendDict
+from moto.core.models import default_user_config
 from moto.iam.models import iam_backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -136,6 +137,9 @@ class LocalAutomationServer:
             # replaces it. It is off by default; an INITIAL_NO_AUTH_ACTION_COUNT in the environment would
             # turn it on behind our back.
             moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
+            # Step Functions executions run through moto's state-machine interpreter (moto's default
+            # leaves them RUNNING for ever), so aws:executeStateMachine steps end as on AWS.
+            default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
 
             self.clock = SimulatedClock(self._time_scale)
             self._gateway.clock = self.clock

@@ -6,7 +6,7 @@ set is exactly this mapping's keys.
 
 from __future__ import annotations
 
-from airflow_ssm_delegate.local.actions import api, automation, command, ec2, flow, script
+from airflow_ssm_delegate.local.actions import api, automation, command, ec2, flow, script, stacks, states
 from airflow_ssm_delegate.local.actions.base import Action
 
 REGISTRY: dict[str, Action] = {
@@ -25,6 +25,9 @@ REGISTRY: dict[str, Action] = {
     "aws:executeAutomation": automation.execute_automation,
     "aws:runCommand": command.run_command,
     "aws:executeScript": script.execute_script,
+    "aws:createStack": stacks.create_stack,
+    "aws:deleteStack": stacks.delete_stack,
+    "aws:executeStateMachine": states.execute_state_machine,
 }
 SUPPORTED_ACTIONS = frozenset(REGISTRY)
 #: Actions that run code in real time: they apply timeoutSeconds themselves, in wall-clock seconds.
