@@ -23,56 +23,78 @@ class CommandError(Exception):
 
 
 def _lint(args: argparse.Namespace) -> int:
-    from airflow_ssm_delegate.documents.lint import lint_file
+    from airflow_ssm_delegate.documents.lint import ERROR, SEVERITIES, has_failures, lint_file
 
     findings = [finding for path in args.files for finding in lint_file(path)]
+    if args.errors_only:
+        findings = [finding for finding in findings if finding.severity == ERROR]
     if args.format == "json":
         print(json.dumps([finding.as_dict() for finding in findings], indent=2))
     else:
         for finding in findings:
             print(finding)
-        checked = len(args.files)
-        print(
-            f"{len(findings)} problem(s) in {checked} file(s)" if findings else f"{checked} file(s) clean",
-            file=sys.stderr,
+        counts = ", ".join(
+            f"{sum(f.severity == severity for f in findings)} {severity}" for severity in SEVERITIES
         )
-    return EXIT_FINDINGS if findings else EXIT_OK
+        checked = len(args.files)
+        print(f"{counts} in {checked} file(s)" if findings else f"{checked} file(s) clean", file=sys.stderr)
+    return EXIT_FINDINGS if has_failures(findings) else EXIT_OK
 
 
 def _add_lint(commands: Any) -> None:
-    parser = commands.add_parser("lint", help="validate runbooks offline (schema 0.3)")
+    parser = commands.add_parser(
+        "lint",
+        help="validate runbooks offline (schema 0.3)",
+        description="Findings are error (AWS would refuse it), policy (breaks delegated administration) or "
+        "warning (probably a mistake). Exit 1 when any error or policy finding is reported.",
+    )
     parser.add_argument("files", nargs="+", metavar="FILE", help="runbook files (YAML or JSON)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--errors-only", action="store_true", help="report only error findings")
     parser.set_defaults(handler=_lint)
 
 
 def _iam(args: argparse.Namespace) -> int:
     from airflow_ssm_delegate.documents.model import RunbookError
-    from airflow_ssm_delegate.iam import generate_policies
+    from airflow_ssm_delegate.iam import Scope
+    from airflow_ssm_delegate.iam_compile import compile_policies
+    from airflow_ssm_delegate.policy import DelegationPolicy, PolicyFileError
 
-    pins = dict(_pair(pin, "--pin", "NAME=VERSION") for pin in args.pin)
+    if args.role_name or args.pin:
+        raise CommandError(
+            "--role-name and --pin are gone: the roles and version pins come from the delegation policy "
+            "file, so the IAM policy cannot drift from what Airflow enforces. Pass --policy POLICY_FILE "
+            "(the file [ssm_delegate] policy_file names)"
+        )
+    if not args.policy:
+        raise CommandError(
+            "--policy POLICY_FILE is required: the operator's IAM policy is compiled from the delegation "
+            "policy file ([ssm_delegate] policy_file)"
+        )
     names = dict(_pair(name, "--name", "FILE=NAME") for name in args.name)
     unknown = sorted(set(names) - set(args.files))
     if unknown:
         raise CommandError(f"--name for {unknown}, which are not among the FILE arguments")
     try:
-        policies = generate_policies(
+        compiled = compile_policies(
+            DelegationPolicy.from_file(args.policy),
+            Scope(account=args.account, region=args.region),
             args.files,
-            role_name=args.role_name,
-            account=args.account,
-            region=args.region,
-            names=names,
-            pinned_versions=pins,
+            names,
         )
+    except PolicyFileError as exc:
+        raise CommandError(str(exc)) from exc
     except RunbookError as exc:
         raise CommandError(f"{exc} (run `airflow-ssm-delegate lint` on the file)") from exc
-    except ValueError as exc:  # UnresolvablePermissionError, an unknown --pin
+    except ValueError as exc:  # CompileError, UnresolvablePermissionError
         raise CommandError(str(exc)) from exc
     except OSError as exc:
         raise CommandError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+    for gap in compiled.gaps:
+        print(f"not enforced by IAM: {gap}", file=sys.stderr)
     for note in _script_notes(args.files):
         print(f"note: {note}", file=sys.stderr)
-    print(json.dumps(policies, indent=2))
+    print(json.dumps(compiled.policies, indent=2))
     return EXIT_OK
 
 
@@ -102,18 +124,15 @@ def _matching(pattern: str, what: str) -> Callable[[str], str]:
 
 
 def _add_iam(commands: Any) -> None:
-    parser = commands.add_parser("iam", help="least-privilege IAM policies for the runbooks (JSON)")
-    parser.add_argument("files", nargs="+", metavar="FILE", help="runbook files; document name = file stem")
-    parser.add_argument("--role-name", required=True, type=_matching(r"[\w+=,.@-]{1,64}", "an IAM role name"))
+    parser = commands.add_parser(
+        "iam", help="the operator's IAM policy compiled from the delegation policy (+ service role's, JSON)"
+    )
+    parser.add_argument(
+        "files", nargs="*", metavar="FILE", help="runbook files: adds the service role's policies"
+    )
+    parser.add_argument("--policy", metavar="POLICY_FILE", help="the delegation policy file (required)")
     parser.add_argument("--account", required=True, type=_matching(r"\d{12}", "a 12-digit AWS account id"))
     parser.add_argument("--region", required=True, type=_matching(r"[a-z]{2}(-[a-z]+)+-\d", "an AWS region"))
-    parser.add_argument(
-        "--pin",
-        action="append",
-        default=[],
-        metavar="NAME=VERSION",
-        help="allow starting only this version of runbook NAME",
-    )
     parser.add_argument(
         "--name",
         action="append",
@@ -121,6 +140,9 @@ def _add_iam(commands: Any) -> None:
         metavar="FILE=NAME",
         help="the document name FILE is published under (default: its file stem)",
     )
+    # Refused with a pointer to --policy (they were a second source of truth beside the policy file).
+    parser.add_argument("--role-name", help=argparse.SUPPRESS)
+    parser.add_argument("--pin", action="append", default=[], help=argparse.SUPPRESS)
     parser.set_defaults(handler=_iam)
 
 

@@ -197,31 +197,10 @@ def _step_grants(step: StepSpec, runbook: Runbook, scope: Scope) -> list[Grant]:
     return [_grant([action], _resources_for(action, step, scope)) for action in iam_actions_for_step(step)]
 
 
-def _with_loop_bodies(steps: Sequence[StepSpec]) -> list[StepSpec]:
-    """The steps and, recursively, the steps inside aws:loop (``inputs.Steps``): they run as the role too."""
-    flat: list[StepSpec] = []
-    for step in steps:
-        flat.append(step)
-        body = step.inputs.get("Steps") if step.action == "aws:loop" else None
-        inner = [
-            StepSpec(
-                name=f"{step.name}.{item['name']}",
-                action=item["action"],
-                inputs=dict(item.get("inputs") or {}),
-            )
-            for item in (body if isinstance(body, list) else [])
-            if isinstance(item, Mapping)
-            and isinstance(item.get("name"), str)
-            and isinstance(item.get("action"), str)
-        ]
-        flat.extend(_with_loop_bodies(inner))
-    return flat
-
-
 def service_role_grants(runbook: Runbook, scope: Scope) -> list[Grant]:
     """What the service role must be allowed for every step of ``runbook`` (preflight checks these)."""
     return [
-        grant for step in _with_loop_bodies(runbook.steps) for grant in _step_grants(step, runbook, scope)
+        grant for step in runbook.all_steps() for grant in _step_grants(step, runbook, scope)
     ]
 
 
@@ -229,12 +208,12 @@ def hand_written_permissions(runbook: Runbook) -> list[str]:
     """Steps whose calls cannot be derived (scripts): their permissions must be added by hand."""
     return [
         f"step {step.name} runs a script (aws:executeScript): add the calls it makes to the role by hand"
-        for step in _with_loop_bodies(runbook.steps)
+        for step in runbook.all_steps()
         if step.action == "aws:executeScript"
     ]
 
 
-def _statement(
+def statement(
     sid: str, actions: Sequence[str], resources: Sequence[str], condition: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     statement: dict[str, Any] = {
@@ -261,16 +240,16 @@ def _merge(grants: Sequence[Grant]) -> list[dict[str, Any]]:
         while candidate in used:
             candidate, number = f"{sid}{number}", number + 1
         used.add(candidate)
-        statements.append(_statement(candidate, sorted(actions), list(resources), json.loads(condition)))
+        statements.append(statement(candidate, sorted(actions), list(resources), json.loads(condition)))
     return statements
 
 
-def _policy(statements: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def policy_document(statements: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"Version": VERSION, "Statement": list(statements)}
 
 
 def trust_policy(scope: Scope) -> dict[str, Any]:
-    return _policy(
+    return policy_document(
         [
             {
                 "Sid": "SsmAutomationOfThisAccountOnly",
@@ -291,12 +270,12 @@ def operator_policy(
 ) -> dict[str, Any]:
     definitions = [scope.arn("ssm", f"automation-definition/{n}:{pinned.get(n, '*')}") for n in names]
     documents = [scope.arn("ssm", f"document/{name}") for name in names]
-    return _policy(
+    return policy_document(
         [
             # Definitions only: an Allow on document/NAME would also allow starting any version of it.
-            _statement("StartApprovedRunbooks", ["ssm:StartAutomationExecution"], definitions),
-            _statement("ReadApprovedRunbooks", ["ssm:DescribeDocument", "ssm:GetDocument"], documents),
-            _statement(
+            statement("StartApprovedRunbooks", ["ssm:StartAutomationExecution"], definitions),
+            statement("ReadApprovedRunbooks", ["ssm:DescribeDocument", "ssm:GetDocument"], documents),
+            statement(
                 "WatchAndControlExecutions",
                 [
                     "ssm:DescribeAutomationStepExecutions",
@@ -308,8 +287,8 @@ def operator_policy(
             ),
             # No resource-level support on AWS: "*" is the only resource it takes. The provider's triggers
             # use it to poll up to 10 executions per call (and fall back to Get without it).
-            _statement("PollExecutionsInBatches", ["ssm:DescribeAutomationExecutions"], ["*"]),
-            _statement(
+            statement("PollExecutionsInBatches", ["ssm:DescribeAutomationExecutions"], ["*"]),
+            statement(
                 "PassTheServiceRoleToSsmOnly",
                 ["iam:PassRole"],
                 [role_arn],
@@ -327,9 +306,21 @@ def author_policy(names: Sequence[str], scope: Scope) -> dict[str, Any]:
         "ssm:UpdateDocument",
         "ssm:UpdateDocumentDefaultVersion",
     ]
-    return _policy(
-        [_statement("PublishApprovedRunbooks", actions, [scope.arn("ssm", f"document/{n}") for n in names])]
+    return policy_document(
+        [statement("PublishApprovedRunbooks", actions, [scope.arn("ssm", f"document/{n}") for n in names])]
     )
+
+
+def service_role_policies(
+    runbooks: Sequence[Runbook | str | Path], scope: Scope
+) -> dict[str, dict[str, Any]]:
+    """The service role's trust policy and the least-privilege policy every step of ``runbooks`` needs."""
+    loaded = [r if isinstance(r, Runbook) else load_runbook(r) for r in runbooks]
+    grants = [grant for runbook in loaded for grant in service_role_grants(runbook, scope)]
+    return {
+        "service_role_trust_policy": trust_policy(scope),
+        "service_role_policy": policy_document(_merge(grants)),
+    }
 
 
 def generate_policies(
@@ -358,11 +349,9 @@ def generate_policies(
                 f"--pin {name}={version}: a pinned version is a document version number such as 3 "
                 "(the one `airflow-ssm-delegate publish` printed)"
             )
-    grants = [grant for runbook in runbooks.values() for grant in service_role_grants(runbook, scope)]
     role_arn = f"arn:aws:iam::{account}:role/{role_name}"
     return {
-        "service_role_trust_policy": trust_policy(scope),
-        "service_role_policy": _policy(_merge(grants)),
+        **service_role_policies(list(runbooks.values()), scope),
         "operator_policy": operator_policy(list(runbooks), scope, role_arn, pinned_versions or {}),
         "author_policy": author_policy(list(runbooks), scope),
     }

@@ -1,11 +1,11 @@
 """Example configuration shipped with the package, for account 123456789012 (the local runtime's).
 
 - ``delegation-policy.yaml``: the administrator's delegation policy (the one ``make demo`` provisions).
-- ``iam-policies.json``: the personas' IAM policies, exactly what ``airflow-ssm-delegate iam
-  documents/runbooks/*.yaml --role-name SsmDelegateAutomationRole --account 123456789012 --region us-east-1
-  --pin LaunchTaggedInstance=1 --pin LongRunningMaintenance=1`` prints: service role trust + least-privilege
-  policy, operator policy, author policy. The story adds an explicit ``Deny ec2:*`` to the operator, so
-  only runbooks can touch EC2.
+- ``iam-policies.json``: exactly what ``airflow-ssm-delegate iam --policy examples/delegation-policy.yaml
+  --account 123456789012 --region us-east-1 documents/runbooks/*.yaml`` prints (a test keeps them equal):
+  service role trust + least-privilege policy, and the operator policy compiled from the delegation policy
+  (only the pinned runbooks, only the listed role, only executions carrying Airflow's audit tags), author
+  policy. The story (``make demo``) gives the operator exactly this policy.
 
 The settings below are shared by the example DAGs and every set-up that creates their Airflow pool
 (``make demo``/``make airflow``, docker-compose's ``airflow-init``, the end-to-end tests): no drift.
