@@ -124,5 +124,5 @@ def test_a_runbook_failing_lint_is_not_rendered() -> None:
     with pytest.raises(RunbookBuildError) as caught:
         broken.to_yaml()
     assert [finding.code for finding in caught.value.findings] == ["SSM010"]
-    assert "launch is not a step that runs before tag" in str(caught.value)
+    assert "launch is not a step of this runbook" in str(caught.value)
     assert "launch.InstanceIds" in broken.to_yaml(check=False)

@@ -24,26 +24,48 @@ def test_findings_print_file_line_code_and_fail(capsys: pytest.CaptureFixture[st
     path = CASES / "SSM007_fail.yaml"
     assert main(["lint", str(path)]) == 1
     out = capsys.readouterr().out.splitlines()
-    assert out == [f"{path}:11: SSM007 step name 'wait' is used twice; step names must be unique"]
+    assert out == [f"{path}:11: error: SSM007 step name 'wait' is used twice; step names must be unique"]
 
 
-def test_json_format(capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_format_has_file_line_code_severity_and_message(capsys: pytest.CaptureFixture[str]) -> None:
     path = CASES / "SSM014_fail.yaml"
     assert main(["lint", "--format", "json", str(path), str(CASES / "SSM014_pass.yaml")]) == 1
     findings = json.loads(capsys.readouterr().out)
-    assert [(f["file"], f["line"], f["code"]) for f in findings] == [
-        (str(path), 13, "SSM014"),
-        (str(path), 14, "SSM014"),
+    assert [(f["file"], f["line"], f["code"], f["severity"]) for f in findings] == [
+        (str(path), 13, "SSM022", "warning"),
+        (str(path), 14, "SSM014", "error"),
     ]
-    assert all("not an output of a step" in f["message"] for f in findings)
+    assert "does not name a step" in findings[1]["message"]
+    assert all(set(f) == {"file", "line", "code", "severity", "message"} for f in findings)
+
+
+def test_warnings_alone_exit_0_and_text_shows_the_severity(capsys: pytest.CaptureFixture[str]) -> None:
+    path = CASES / "SSM009_fail.yaml"
+    assert main(["lint", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert all(": warning: SSM009 " in line for line in captured.out.splitlines())
+    assert "0 error, 0 policy, 1 warning in 1 file(s)" in captured.err
+
+
+def test_a_policy_finding_fails_the_run(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["lint", str(CASES / "SSM016_fail.yaml")]) == 1
+    assert ": policy: SSM016 " in capsys.readouterr().out
+
+
+def test_errors_only_drops_policy_and_warning_findings(capsys: pytest.CaptureFixture[str]) -> None:
+    files = [str(CASES / name) for name in ("SSM016_fail.yaml", "SSM009_fail.yaml", "SSM007_fail.yaml")]
+    assert main(["lint", "--errors-only", "--format", "json", *files[:2]]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["lint", "--errors-only", "--format", "json", *files]) == 1
+    assert {f["severity"] for f in json.loads(capsys.readouterr().out)} == {"error"}
 
 
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        (b"mainSteps: [unclosed\n", ":2: SSM001 not valid YAML/JSON"),
-        (b"\xff\xfe", ":1: SSM001 not UTF-8 text"),
-        (b"- just\n- a list\n", ":1: SSM001 a runbook must be a mapping"),
+        (b"mainSteps: [unclosed\n", ":2: error: SSM001 not valid YAML/JSON"),
+        (b"\xff\xfe", ":1: error: SSM001 not UTF-8 text"),
+        (b"- just\n- a list\n", ":1: error: SSM001 a runbook must be a mapping"),
     ],
 )
 def test_unparsable_files_are_findings_not_crashes(

@@ -82,9 +82,16 @@ def test_nested_step_names_share_the_document_namespace() -> None:
         parse_runbook(text)
 
 
-def test_nested_step_targets_stay_inside_the_loop() -> None:
-    text = LOOP_RUNBOOK.replace("          isEnd: 'true'\n", "          nextStep: done\n")
-    with pytest.raises(RunbookError, match="nextStep targets unknown step 'done'"):
+def test_loop_steps_may_jump_out_of_the_loop_but_not_into_nowhere() -> None:
+    out = LOOP_RUNBOOK.replace("          isEnd: 'true'\n", "          nextStep: done\n")
+    assert parse_runbook(out).step("stopOne").next_step == "done"
+    with pytest.raises(RunbookError, match="nextStep targets unknown step 'gone'"):
+        parse_runbook(LOOP_RUNBOOK.replace("          isEnd: 'true'\n", "          nextStep: gone\n"))
+
+
+def test_a_top_level_step_cannot_jump_into_a_loop() -> None:
+    text = LOOP_RUNBOOK.replace("    isEnd: true\n", "    nextStep: count\n")
+    with pytest.raises(RunbookError, match="nextStep targets unknown step 'count'"):
         parse_runbook(text)
 
 

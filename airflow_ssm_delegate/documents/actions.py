@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import botocore.session
 from botocore import xform_name
 from botocore.exceptions import UnknownServiceError
+from botocore.model import OperationNotFoundError
 
 from airflow_ssm_delegate.documents.references import REFERENCE
 
@@ -23,14 +24,24 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ActionSpec:
-    """What a step of this action may contain."""
+    """What a step of this action may contain.
+
+    ``api`` names the API call an action wraps ("this action supports most parameters of X"): every
+    member of that call's request shape is an accepted input too, so the table follows botocore's model.
+    """
 
     name: str
     required: frozenset[str] = frozenset()
     optional: frozenset[str] = frozenset()
-    outputs: dict[str, str] = field(default_factory=dict)  # fixed output name -> type
+    outputs: dict[str, str] = field(default_factory=dict)  # built-in output name -> type
     one_of: tuple[frozenset[str], ...] = ()  # each group: exactly one of these inputs
     api_parameters: bool = False  # other inputs are parameters of the Service/Api call
+    api: tuple[str, str] | None = None  # (boto3 service, operation) whose request members are inputs
+
+    def accepted_inputs(self) -> frozenset[str]:
+        """Every input name the action accepts (None-free; empty for Service/Api actions)."""
+        names = self.required | self.optional | frozenset().union(*self.one_of)
+        return names | (request_members(*self.api) if self.api else frozenset())
 
 
 def _spec(name: str, required: str = "", optional: str = "", outputs: str = "", **extra: Any) -> ActionSpec:
@@ -41,6 +52,11 @@ def _spec(name: str, required: str = "", optional: str = "", outputs: str = "", 
     return ActionSpec(name, names(required), names(optional), fixed, **extra)
 
 
+# Inputs and built-in outputs: "Systems Manager Automation actions reference"
+# (https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-actions.html) and its page per
+# action, automation-action-<name>.html (e.g. automation-action-changestate.html: FailOnUnexpectedStopped;
+# automation-action-executeStateMachine.html: the eight lower-case outputs; automation-action-executeScript
+# .html: Handler is Python-only, output Payload; automation-action-loop.html).
 _PROPERTY = "Service Api PropertySelector DesiredValues"
 _IMAGE_OUT = "ImageId:String ImageState:String"
 ACTIONS: dict[str, ActionSpec] = {
@@ -50,26 +66,32 @@ ACTIONS: dict[str, ActionSpec] = {
               "ApprovalStatus:String ApproverDecisions:MapList Approvers:StringList"),
         _spec("aws:assertAwsResourceProperty", _PROPERTY, api_parameters=True),
         _spec("aws:branch", "Choices", "Default InputPayload"),
-        _spec("aws:changeInstanceState", "InstanceIds DesiredState", "CheckStateOnly Force AdditionalInfo"),
+        _spec("aws:changeInstanceState", "InstanceIds DesiredState",
+              "CheckStateOnly Force AdditionalInfo FailOnUnexpectedStopped"),
         _spec("aws:copyImage", "SourceImageId SourceRegion ImageName",
-              "ImageDescription Encrypted KmsKeyId ClientToken", _IMAGE_OUT),
+              "ImageDescription Encrypted KmsKeyId ClientToken", _IMAGE_OUT, api=("ec2", "CopyImage")),
         _spec("aws:createImage", "InstanceId ImageName", "ImageDescription NoReboot BlockDeviceMappings",
-              _IMAGE_OUT),
+              _IMAGE_OUT, api=("ec2", "CreateImage")),
         _spec("aws:createStack", "StackName",
               "Capabilities ClientRequestToken NotificationARNs OnFailure ResourceTypes RoleARN "
               "StackPolicyBody StackPolicyURL Tags TimeoutInMinutes Parameters",
               "StackId:String StackStatus:String StackStatusReason:String",
-              one_of=(frozenset({"TemplateBody", "TemplateURL"}),)),
+              one_of=(frozenset({"TemplateBody", "TemplateURL"}),), api=("cloudformation", "CreateStack")),
         _spec("aws:createTags", "ResourceIds Tags", "ResourceType"),
         _spec("aws:deleteImage", "ImageId"),
-        _spec("aws:deleteStack", "StackName", "RoleARN"),
+        _spec("aws:deleteStack", "StackName", "RoleARN ClientRequestToken RetainResources",
+              api=("cloudformation", "DeleteStack")),
         _spec("aws:executeAutomation", "DocumentName",
               "DocumentVersion MaxConcurrency MaxErrors RuntimeParameters Tags TargetLocations TargetMaps "
-              "TargetParameterName Targets", "ExecutionId:String Status:String Output:StringList"),
+              "TargetParameterName Targets TargetLocationsURL",
+              "ExecutionId:String Status:String Output:StringList"),
         _spec("aws:executeAwsApi", "Service Api", api_parameters=True),
-        _spec("aws:executeScript", "Runtime Handler", "Script Attachment InputPayload",
-              "OutputPayload:StringMap"),
-        _spec("aws:executeStateMachine", "stateMachineArn", "name input"),
+        _spec("aws:executeScript", "Runtime", "Handler Script Attachment InputPayload",
+              "Payload:StringMap OutputPayload:StringMap"),
+        _spec("aws:executeStateMachine", "stateMachineArn", "name input traceHeader",
+              "executionArn:String input:String name:String output:String startDate:String "
+              "stateMachineArn:String status:String stopDate:String",
+              api=("stepfunctions", "StartExecution")),
         _spec("aws:invokeLambdaFunction", "FunctionName",
               "Qualifier InvocationType LogType ClientContext InputPayload Payload",
               "StatusCode:Integer FunctionError:String LogResult:String Payload:String"),
@@ -81,18 +103,32 @@ ACTIONS: dict[str, ActionSpec] = {
               "InstanceIds Targets Parameters CloudWatchOutputConfig Comment DocumentHash DocumentHashType "
               "DocumentVersion NotificationConfig OutputS3BucketName OutputS3KeyPrefix ServiceRoleArn "
               "TimeoutSeconds MaxConcurrency MaxErrors",
-              "CommandId:String Status:String ResponseCode:Integer Output:String"),
+              "CommandId:String Status:String ResponseCode:Integer Output:String",
+              api=("ssm", "SendCommand")),
         _spec("aws:runInstances", "ImageId",
               "MinInstanceCount MaxInstanceCount AdditionalInfo BlockDeviceMappings ClientToken "
               "DisableApiTermination EbsOptimized IamInstanceProfileArn IamInstanceProfileName "
               "InstanceInitiatedShutdownBehavior InstanceType KernelId KeyName Monitoring NetworkInterfaces "
               "Placement PrivateIpAddress RamdiskId SecurityGroupIds SecurityGroups SubnetId "
-              "TagSpecifications UserData", "InstanceIds:StringList InstanceStates:StringList"),
+              "TagSpecifications UserData MetadataOptions",
+              "InstanceIds:StringList InstanceStates:StringList", api=("ec2", "RunInstances")),
         _spec("aws:sleep", one_of=(frozenset({"Duration", "Timestamp"}),)),
         _spec("aws:updateVariable", "Name Value"),
         _spec("aws:waitForAwsResourceProperty", _PROPERTY, api_parameters=True),
     )
 }  # fmt: skip
+
+
+@lru_cache(maxsize=32)
+def request_members(service: str, operation: str) -> frozenset[str]:
+    """The request members of a botocore operation (empty when botocore lacks it)."""
+    try:
+        model = botocore.session.get_session().get_service_model(service).operation_model(operation)
+    except (UnknownServiceError, OperationNotFoundError):  # lint then accepts only the listed inputs
+        return frozenset()
+    shape = model.input_shape
+    return frozenset(shape.members) if shape is not None else frozenset()
+
 
 #: boto3 service names whose IAM prefix differs; the rest are the same (ec2, ssm, s3, iam, lambda...).
 _IAM_PREFIX = {"elbv2": "elasticloadbalancing", "elb": "elasticloadbalancing", "stepfunctions": "states",
@@ -139,7 +175,9 @@ def api_operation(service: str, api: str) -> str | None:
         return None
     if api in names:
         return api
-    return next((name for name in names if xform_name(name) == api), None)
+    # AWS's executeAwsApi calls boto3 by the snake_case form, so "listBuckets" and "list_buckets" work too.
+    wanted = xform_name(api)
+    return next((name for name in names if xform_name(name) == wanted), None)
 
 
 def _api_permission(step: StepSpec) -> str:

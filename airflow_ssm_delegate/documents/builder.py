@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import yaml
 
-from airflow_ssm_delegate.documents.lint import Finding, lint_text
+from airflow_ssm_delegate.documents.lint import WARNING, Finding, has_failures, lint_text
 from airflow_ssm_delegate.documents.model import MISSING, SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -235,10 +235,10 @@ class RunbookBuilder:
         return lint_text(self.to_yaml(check=False), f"<builder {self.name}>")
 
     def build(self) -> dict[str, Any]:
-        """The document, after checking it passes lint (raises ``RunbookBuildError`` otherwise)."""
+        """The document, once lint reports no error or policy finding (else ``RunbookBuildError``)."""
         findings = self.lint()
-        if findings:
-            raise RunbookBuildError(self.name, findings)
+        if has_failures(findings):
+            raise RunbookBuildError(self.name, [f for f in findings if f.severity != WARNING])
         return self.to_dict()
 
     def to_yaml(self, *, check: bool = True) -> str:

@@ -19,6 +19,7 @@ from airflow_ssm_delegate.documents.parameters import (
     pattern_problem,
 )
 from airflow_ssm_delegate.documents.references import REFERENCE, find_references
+from airflow_ssm_delegate.documents.structure import unknown_parameter_keys
 
 if TYPE_CHECKING:
     from airflow_ssm_delegate.documents.lint_steps import LintStep
@@ -29,6 +30,11 @@ MAX_SLEEP = dt.timedelta(days=7)
 #: How long a step may wait when it declares no timeoutSeconds (AWS defaults).
 DEFAULT_WAITS = {"aws:approve": dt.timedelta(days=7)}
 UNBOUNDED = dt.timedelta.max
+
+
+def unknown_key_problems(data: Mapping[str, Any]) -> Iterator[Problem]:
+    """SSM021: parameter keys AWS does not document (the model ignores them)."""
+    yield from unknown_parameter_keys(data.get("parameters"))
 
 
 def pattern_problems(data: Mapping[str, Any]) -> Iterator[Problem]:
@@ -110,7 +116,7 @@ def role_problems(data: Mapping[str, Any]) -> Iterator[Problem]:
         )
         return
     declaration = _declaration(role, data)
-    if declaration is None or declaration.get("type") != "String":
+    if declaration is None or base_type(str(declaration.get("type"))) != "String":
         yield Problem(
             "SSM015",
             ("assumeRole",),

@@ -6,12 +6,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from jsonpath_ng.exceptions import JSONPathError
 from jsonpath_ng.ext import parse as parse_jsonpath
 
 from airflow_ssm_delegate.documents.actions import ACTIONS, api_operation, is_reference, operation_names
 from airflow_ssm_delegate.documents.model import Problem
 from airflow_ssm_delegate.documents.references import find_references
+from airflow_ssm_delegate.documents.structure import LOOP_ACTION
 
 if TYPE_CHECKING:
     from airflow_ssm_delegate.documents.source import Path
@@ -52,13 +52,7 @@ def steps_of(data: Mapping[str, Any]) -> list[LintStep]:
 
 def loop_bodies(steps: list[LintStep]) -> list[LintStep]:
     """The steps inside aws:loop steps (``inputs.Steps``), recursively: their actions are checked too."""
-    inner = [
-        body
-        for step in steps
-        if step.action == "aws:loop"
-        for body in _lint_steps(step.inputs.get("Steps"), (*step.path, "inputs", "Steps"))
-    ]
-    return inner + loop_bodies(inner) if inner else []
+    return [inner for step in steps for inner in _nested(step)]
 
 
 def action_problems(step: LintStep) -> Iterator[Problem]:
@@ -84,7 +78,7 @@ def action_problems(step: LintStep) -> Iterator[Problem]:
                 f"step {step.name}: {step.action} takes exactly one of {sorted(group)}",
             )
     if not spec.api_parameters:
-        allowed = spec.required | spec.optional | frozenset().union(*spec.one_of)
+        allowed = spec.accepted_inputs()
         for name in sorted(given - allowed, key=str):
             yield Problem(
                 "SSM005",
@@ -169,64 +163,132 @@ def _output_names(step: LintStep) -> set[str]:
     return set(spec.outputs if spec else ()) | {name for name in names if isinstance(name, str)}
 
 
-def _reference_problem(
-    expr: str, step: LintStep, data: Mapping[str, Any], earlier: dict[str, LintStep]
-) -> str | None:
-    prefix, _, rest = expr.partition(":")
-    if rest:
+def _nested(step: LintStep) -> list[LintStep]:
+    """Every step inside ``step`` when it is an aws:loop (loops in loops included)."""
+    if step.action != LOOP_ACTION:
+        return []
+    inner = _lint_steps(step.inputs.get("Steps"), (*step.path, "inputs", "Steps"))
+    return inner + [deeper for body in inner for deeper in _nested(body)]
+
+
+@dataclass
+class _Scope:
+    """What a reference may name at one point: parameters, variables, and steps that can have run."""
+
+    data: Mapping[str, Any]
+    steps: dict[str, LintStep]
+    everywhere: set[str]  # every step name in the document, for a clearer message
+
+    def problem(self, expr: str, where: str) -> tuple[str, str] | None:
+        """(code, message) when ``{{ expr }}`` cannot resolve here; None when it can."""
+        prefix, colon, rest = expr.partition(":")
+        if colon:
+            return self._prefixed(prefix, rest)
+        name, _, output = expr.partition(".")
+        if not output:
+            if name in _mapping(self.data.get("parameters")):
+                return None
+            return "SSM010", f"{{{{ {expr} }}}} is not a declared parameter; declare it under parameters"
+        if name == "variables" and name not in self.steps:
+            return self._prefixed("variable", output)
+        if name not in self.steps:
+            if name in self.everywhere:
+                return "SSM010", f"{{{{ {expr} }}}}: {name} is not a step that runs before {where}"
+            return "SSM010", f"{{{{ {expr} }}}}: {name} is not a step of this runbook"
+        outputs = _output_names(self.steps[name])
+        if output.split(".")[0] not in outputs:
+            return "SSM022", (
+                f"{{{{ {expr} }}}}: step {name} declares no output {output!r} and {self.steps[name].action} "
+                f"has no such built-in output; it has {sorted(outputs)}"
+            )
+        return None
+
+    def _prefixed(self, prefix: str, rest: str) -> tuple[str, str] | None:
         known = {"global": GLOBALS, "automation": AUTOMATION_VARIABLES}.get(prefix)
         if known is not None:
-            return None if rest in known else f"{prefix}:{rest} is not one of {sorted(known)}"
+            return None if rest in known else ("SSM010", f"{prefix}:{rest} is not one of {sorted(known)}")
         if prefix == "variable":
-            variables = data.get("variables")
-            return (
-                None
-                if isinstance(variables, Mapping) and rest in variables
-                else f"variable {rest} is not declared"
-            )
-        return None if prefix == "ssm" else f"unknown reference prefix {prefix!r}"
-    name, _, output = expr.partition(".")
-    if not output:
-        parameters = data.get("parameters")
-        if isinstance(parameters, Mapping) and name in parameters:
+            if rest in _mapping(self.data.get("variables")):
+                return None
+            return "SSM010", f"variable {rest} is not declared under the top-level variables"
+        if prefix == "ssm":
             return None
-        return f"{{{{ {expr} }}}} is not a declared parameter; declare it under parameters"
-    if name not in earlier:
-        return f"{{{{ {expr} }}}}: {name} is not a step that runs before {step.name}"
-    outputs = _output_names(earlier[name])
-    if output not in outputs:
-        return f"{{{{ {expr} }}}}: step {name} has no output {output!r}; it has {sorted(outputs)}"
-    return None
+        return "SSM024", f"unknown reference prefix {prefix!r} (known: global, automation, variable, ssm)"
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _input_problems(step: LintStep, scope: _Scope) -> Iterator[Problem]:
+    for key, value in step.inputs.items():
+        if step.action == LOOP_ACTION and key == "Steps":
+            continue  # checked step by step, each in its own scope
+        for expr in find_references(value):
+            found = scope.problem(expr, step.name)
+            if found:
+                yield Problem(found[0], (*step.path, "inputs", key), f"step {step.name}: {found[1]}")
 
 
 def reference_problems(data: Mapping[str, Any], steps: list[LintStep]) -> Iterator[Problem]:
+    """SSM010/022/024 for every step, loops included.
+
+    A step sees the steps before it in document order. A loop's steps also see the loop (its
+    CurrentIteration / CurrentIteratorValue) and every step of the loop (an earlier iteration ran them);
+    the loop's own inputs (LoopCondition) see its steps; steps after the loop see the loop's steps too.
+    """
+    everywhere = {step.name for step in steps} | {inner.name for step in steps for inner in _nested(step)}
     earlier: dict[str, LintStep] = {}
     for step in steps:
-        if step.action == "aws:loop":
-            earlier[step.name] = step  # a loop's inner steps read its CurrentIteratorValue
-        for key, value in step.inputs.items():
-            for expr in find_references(value):
-                message = _reference_problem(expr, step, data, earlier)
-                if message:
-                    yield Problem("SSM010", (*step.path, "inputs", key), f"step {step.name}: {message}")
+        body = _nested(step)
+        if body:
+            inside = {**earlier, step.name: step, **{inner.name: inner for inner in body}}
+            yield from _input_problems(step, _Scope(data, inside, everywhere))
+            for inner in body:
+                yield from _input_problems(inner, _Scope(data, inside, everywhere))
+            earlier = inside
+        else:
+            yield from _input_problems(step, _Scope(data, earlier, everywhere))
         earlier[step.name] = step
 
 
+def unused_parameter_problems(data: Mapping[str, Any]) -> Iterator[Problem]:
+    """SSM025: a declared parameter that nothing references (a leftover, or a typo in a reference)."""
+    used = {
+        expr.partition(".")[0]
+        for key, value in data.items()
+        if key != "parameters"
+        for expr in find_references(value)
+    }
+    for name in _mapping(data.get("parameters")):
+        if isinstance(name, str) and name not in used:
+            yield Problem(
+                "SSM025", ("parameters", name), f"parameter {name} is declared but never referenced"
+            )
+
+
 def output_problems(data: Mapping[str, Any], steps: list[LintStep]) -> Iterator[Problem]:
-    by_name = {step.name: step for step in steps}
+    every = [*steps, *(inner for step in steps for inner in _nested(step))]
+    by_name = {step.name: step for step in every}
     outputs = data.get("outputs")
     for index, output in enumerate(outputs if isinstance(outputs, list) else []):
         if not isinstance(output, str):
             continue
         name, _, field = output.partition(".")
-        if name not in by_name or field not in _output_names(by_name[name]):
+        if name not in by_name:
             yield Problem(
                 "SSM014",
                 ("outputs", index),
-                f"output {output!r} is not an output of a step; write "
-                "'step.Output' with a step's declared or built-in output",
+                f"output {output!r} does not name a step; write 'step.Output' with a step of this runbook",
             )
-    for step in steps:
+        elif field.split(".")[0] not in _output_names(by_name[name]):
+            yield Problem(
+                "SSM022",
+                ("outputs", index),
+                f"output {output!r}: step {name} declares no output {field!r} and {by_name[name].action} "
+                f"has no such built-in output; it has {sorted(_output_names(by_name[name]))}",
+            )
+    for step in every:
         declared = step.raw.get("outputs")
         for index, output in enumerate(declared if isinstance(declared, list) else []):
             selector = output.get("Selector") if isinstance(output, Mapping) else None
@@ -235,15 +297,15 @@ def output_problems(data: Mapping[str, Any], steps: list[LintStep]) -> Iterator[
                     "SSM018",
                     (*step.path, "outputs", index),
                     f"step {step.name}: Selector {selector!r} "
-                    "is not valid JSONPath (start with $, e.g. $.Reservations[0].Instances)",
+                    "is not valid JSONPath (e.g. $.Reservations[0].Instances)",
                 )
 
 
 def _valid_selector(selector: str) -> bool:
-    if not selector.startswith("$"):
-        return False
+    """AWS also accepts a Selector without the leading ``$`` (``Payload.InstanceId``): read it as ``$.``."""
+    text = selector if selector.startswith("$") else "$." + selector
     try:
-        parse_jsonpath(selector)
-    except JSONPathError:  # the parser the local runtime's selectors use too (jsonpath_ng.ext)
+        parse_jsonpath(text)
+    except Exception:  # JSONPathError, and jsonpath_ng's lexer raises plain Exception on some input
         return False
     return True

@@ -7,7 +7,9 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-REFERENCE = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
+#: ``{{ Name }}``, ``{{ step.Output }}``, ``{{ global:REGION }}``, ``{{ ssm:/path/param }}``. Text such as
+#: ``{{ color: red; }}`` inside a script or an HTML body is not a reference (AWS leaves it as written).
+REFERENCE = re.compile(r"\{\{\s*([\w-]+(?:[.:][\w./:-]*)?)\s*\}\}")
 
 
 def _strings(value: Any) -> list[str]:

@@ -12,6 +12,10 @@ from typing import Any
 import yaml
 
 Path = tuple[str | int, ...]
+#: Bounds on what a runbook can be (AWS's own runbooks have a few thousand values, nested < 20 deep).
+MAX_NODES = 200_000
+MAX_DEPTH = 100
+MAX_CHARS = 5_000_000
 
 
 class SourceError(ValueError):
@@ -34,34 +38,76 @@ class Source:
     lines: dict[Path, int] = field(default_factory=dict)
     duplicates: list[tuple[Path, int]] = field(default_factory=list)
 
-    def index(self, node: yaml.Node, path: Path = ()) -> None:
-        self.lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            seen: set[Any] = set()
-            for key_node, value_node in node.value:
-                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.start_mark)
-                if key in seen:
-                    self.duplicates.append(((*path, key), key_node.start_mark.line + 1))
-                seen.add(key)
-                self.lines[(*path, key)] = key_node.start_mark.line + 1
-                self.index(value_node, (*path, key))
-        elif isinstance(node, yaml.SequenceNode):
-            for number, item in enumerate(node.value):
-                self.index(item, (*path, number))
+    def index(self, root: yaml.Node) -> None:
+        """Record the line of every path, iteratively and within ``MAX_NODES``/``MAX_DEPTH``.
+
+        YAML aliases make the node graph a DAG whose expansion can be exponential (a "billion laughs"
+        document); counting expanded nodes bounds every later walk over the data too.
+        """
+        todo: list[tuple[yaml.Node, Path]] = [(root, ())]
+        visited = 0
+        while todo:
+            node, path = todo.pop()
+            visited += 1
+            if visited > MAX_NODES:
+                raise SourceError(
+                    f"the document expands to more than {MAX_NODES} values (YAML aliases?); "
+                    "a runbook is far smaller"
+                )
+            if len(path) > MAX_DEPTH:
+                raise SourceError(
+                    f"values are nested more than {MAX_DEPTH} levels deep", node.start_mark.line + 1
+                )
+            self.lines.setdefault(path, node.start_mark.line + 1)
+            if isinstance(node, yaml.MappingNode):
+                seen: set[Any] = set()
+                for key_node, value_node in node.value:
+                    key = (
+                        key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.start_mark)
+                    )
+                    if key in seen:
+                        self.duplicates.append(((*path, key), key_node.start_mark.line + 1))
+                    seen.add(key)
+                    self.lines[(*path, key)] = key_node.start_mark.line + 1
+                    todo.append((value_node, (*path, key)))
+            elif isinstance(node, yaml.SequenceNode):
+                todo.extend((item, (*path, number)) for number, item in enumerate(node.value))
 
 
 def load_source(content: str | bytes) -> Source:
-    """Parse ``content`` (YAML or JSON). Raises ``SourceError`` on a syntax error."""
+    """Parse ``content`` (YAML or JSON). Raises ``SourceError`` on a syntax error.
+
+    JSON allows tabs as whitespace where YAML does not; a JSON document indented with tabs (AWS accepts
+    those) is read again with each tab as a space, which keeps every line number. A tab inside a JSON
+    string must be escaped, so no value changes.
+    """
     try:
         text = content.decode("utf-8") if isinstance(content, bytes) else content
     except UnicodeDecodeError as exc:
         raise SourceError(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
+    try:
+        return _load(text)
+    except SourceError:
+        if "\t" in text and text.lstrip().startswith(("{", "[")):
+            return _load(text.replace("\t", " "))
+        raise
+
+
+def _load(text: str) -> Source:
+    if len(text) > MAX_CHARS:
+        raise SourceError(
+            f"the text has {len(text)} characters, more than {MAX_CHARS}; a runbook is far smaller"
+        )
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             return Source(None)
-        source = Source(loader.construct_document(node))
+        source = Source(None)
+        source.index(node)  # bounds the size before anything walks the data
+        source.data = loader.construct_document(node)
+    except RecursionError as exc:
+        raise SourceError("values are nested too deeply to read") from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = mark.line + 1 if mark is not None else None
@@ -70,7 +116,6 @@ def load_source(content: str | bytes) -> Source:
         raise SourceError(f"not valid YAML/JSON: {exc}") from exc
     finally:
         loader.dispose()
-    source.index(node)
     return source
 
 

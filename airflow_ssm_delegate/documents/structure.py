@@ -88,6 +88,19 @@ def _type_problem(
     return []
 
 
+def unknown_parameter_keys(parameters: Any) -> Iterator[Problem]:
+    """SSM021 (lint only): keys AWS does not document for a parameter; the model ignores them."""
+    for name, declaration in parameters.items() if isinstance(parameters, Mapping) else ():
+        for key in (
+            sorted(set(declaration) - PARAMETER_KEYS, key=str) if isinstance(declaration, Mapping) else ()
+        ):
+            yield Problem(
+                "SSM021",
+                ("parameters", name, key),
+                f"parameter {name}: unknown key {key!r} (ignored); documented: {sorted(PARAMETER_KEYS)}",
+            )
+
+
 def _parameter_problems(parameters: Any) -> Iterator[Problem]:
     if not isinstance(parameters, Mapping):
         yield Problem("SSM001", ("parameters",), "parameters must be a mapping of name -> declaration")
@@ -97,12 +110,6 @@ def _parameter_problems(parameters: Any) -> Iterator[Problem]:
         if not isinstance(declaration, Mapping):
             yield Problem("SSM011", path, f"parameter {name}: declaration must be a mapping with a type")
             continue
-        for key in sorted(set(declaration) - PARAMETER_KEYS, key=str):
-            yield Problem(
-                "SSM011",
-                (*path, key),
-                f"parameter {name}: unknown key {key!r}; allowed keys are {sorted(PARAMETER_KEYS)}",
-            )
         if declaration.get("type") not in PARAMETER_TYPES:
             yield Problem(
                 "SSM011",
@@ -254,11 +261,23 @@ def _loop_body(step: Mapping[str, Any]) -> Any:
     return inputs.get("Steps") if step.get("action") == LOOP_ACTION and isinstance(inputs, Mapping) else None
 
 
-def _step_problems(steps: Any, path: Path, seen: set[str]) -> Iterator[Problem]:
+def _all_names(steps: Any) -> set[str]:
+    """Every step name in a step list and the loops nested in it."""
+    names: set[str] = set()
+    for step in steps if isinstance(steps, list) else ():
+        if isinstance(step, Mapping):
+            if isinstance(step.get("name"), str):
+                names.add(step["name"])
+            names |= _all_names(_loop_body(step))
+    return names
+
+
+def _step_problems(steps: Any, path: Path, seen: set[str], everything: set[str] | None) -> Iterator[Problem]:
     """Problems of a step list (``mainSteps`` or a loop's ``inputs.Steps``) and of loops nested in it.
 
     Step names are unique across the whole document (``seen``): outputs are referenced by step name, also
-    out of a loop. A step's targets must be steps of its own list (a loop's steps jump within the loop).
+    out of a loop. A top-level step's targets are top-level steps; a loop's steps may also jump out of
+    the loop (``everything``: every step; the aws-samples distribute-ami runbook branches out of one).
     """
     where = format_path(path)
     if not isinstance(steps, list) or not steps:
@@ -288,10 +307,12 @@ def _step_problems(steps: Any, path: Path, seen: set[str]) -> Iterator[Problem]:
             seen.add(name)
             names.add(name)
         if step.get("action") == LOOP_ACTION and isinstance(step.get("inputs"), Mapping):
-            yield from _step_problems(_loop_body(step), (*step_path, "inputs", "Steps"), seen)
+            body = _loop_body(step)
+            every = _all_names(steps) if everything is None else everything  # None: this is mainSteps
+            yield from _step_problems(body, (*step_path, "inputs", "Steps"), seen, every)
     for index, step in enumerate(steps):
         if isinstance(step, Mapping):
-            yield from _target_problems((*path, index), step, names)
+            yield from _target_problems((*path, index), step, names if everything is None else everything)
 
 
 def structural_problems(data: Any) -> list[Problem]:
@@ -321,5 +342,6 @@ def structural_problems(data: Any) -> list[Problem]:
     problems.extend(_variable_problems(data.get("variables")))
     if data.get("files") is not None and not isinstance(data.get("files"), Mapping):
         problems.append(Problem("SSM001", ("files",), "files must be a mapping of file name -> {checksums}"))
-    problems.extend(_step_problems(data.get("mainSteps"), ("mainSteps",), set()))
+    steps = data.get("mainSteps")
+    problems.extend(_step_problems(steps, ("mainSteps",), set(), None))
     return problems
