@@ -51,7 +51,8 @@ def test_registry_is_the_supported_set() -> None:
         "aws:runInstances", "aws:createTags", "aws:changeInstanceState", "aws:createImage", "aws:deleteImage",
         "aws:executeAwsApi", "aws:waitForAwsResourceProperty", "aws:assertAwsResourceProperty", "aws:branch",
         "aws:sleep", "aws:pause", "aws:approve", "aws:executeAutomation", "aws:runCommand",
-        "aws:executeScript", "aws:createStack", "aws:deleteStack", "aws:executeStateMachine",
+        "aws:executeScript", "aws:createStack", "aws:deleteStack", "aws:executeStateMachine", "aws:loop",
+        "aws:updateVariable",
     }  # fmt: skip
 
 

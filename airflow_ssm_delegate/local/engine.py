@@ -22,6 +22,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +34,12 @@ from airflow_ssm_delegate.documents.model import (
 )
 from airflow_ssm_delegate.documents.parameters import check_value
 from airflow_ssm_delegate.documents.references import render
-from airflow_ssm_delegate.local.actions import REGISTRY, WALL_TIMED_ACTIONS
+from airflow_ssm_delegate.local.actions import LATE_INPUTS, REGISTRY, WALL_TIMED_ACTIONS
 from airflow_ssm_delegate.local.actions.base import (
     CHILD_FINISHED,
     Continuation,
     Done,
+    Iterate,
     Outcome,
     SessionExpired,
     Signal,
@@ -45,6 +47,7 @@ from airflow_ssm_delegate.local.actions.base import (
     WaitForSignal,
     WaitUntil,
 )
+from airflow_ssm_delegate.local.actions.variables import checked_update, initial_values
 from airflow_ssm_delegate.local.clients import ClientCache, GuardedClient
 from airflow_ssm_delegate.local.errors import AutomationApiError
 from airflow_ssm_delegate.local.execution import ACTIVE_STEP_STATUSES, Execution, StepRecord
@@ -91,6 +94,24 @@ def _session_expired_message(api: str) -> str:
         f"{api} was refused. The execution has no service role (AutomationAssumeRole): executions that run "
         f"over 12 hours need a service role - pass AutomationAssumeRole."
     )
+
+
+@dataclass
+class _LoopFrame:
+    """An aws:loop step running its nested steps: its record (outputs CurrentIteration and
+    CurrentIteratorValue as they advance) and what the loop action decided."""
+
+    record: StepRecord
+    plan: Iterate
+    iteration: int = 0
+
+
+@dataclass
+class _Flow:
+    """Per-execution state of runbook variables and running loops (innermost loop last)."""
+
+    variables: dict[str, Any] = field(default_factory=dict)
+    loops: list[_LoopFrame] = field(default_factory=list)
 
 
 class _StepContext:
@@ -192,6 +213,7 @@ class AutomationEngine:
         self._scheduler = TimerScheduler(clock, workers)
         self._scheduler.submit(self.clients.warm)
         self._executions: dict[str, Execution] = {}
+        self._flows: dict[str, _Flow] = {}  # execution id -> variables and running loops
         self._tokens: dict[str, tuple[str, str]] = {}  # ClientToken -> (request fingerprint, execution id)
         self._lock = threading.Lock()
         self._sequence = itertools.count(1)
@@ -370,6 +392,7 @@ class AutomationEngine:
                 parent_id=parent.id if parent else None,
             )
             self._executions[execution.id] = execution
+            self._flows[execution.id] = _Flow(initial_values(runbook.variables))
             if token is not None:
                 self._tokens[str(token)] = (fingerprint, execution.id)
         self._scheduler.submit(lambda: self._begin(execution))
@@ -496,10 +519,15 @@ class AutomationEngine:
             "automation:EXECUTION_ID": execution.id,
         }
 
-    def _render_inputs(self, execution: Execution, record: StepRecord) -> dict[str, Any]:
+    def _resolver(self, execution: Execution) -> Callable[[str], Any]:
+        """What each ``{{ X }}`` means now: global/automation variables, ``variable:NAME``, parameters,
+        the running loops' ``CurrentIteration``/``CurrentIteratorValue``, then step outputs."""
+        flow = self._flows[execution.id]
         with execution.lock:
             values, step_values = dict(execution.values), execution.step_values()
-        builtins = self._builtins(execution)
+            variables = {f"variable:{name}": value for name, value in flow.variables.items()}
+            step_values.update({frame.record.spec.name: dict(frame.record.values) for frame in flow.loops})
+        builtins = {**self._builtins(execution), **variables}
 
         def resolve(expression: str) -> Any:
             if expression in builtins:
@@ -509,7 +537,14 @@ class AutomationEngine:
             step, dot, name = expression.partition(".")
             if dot and step in step_values and name in step_values[step]:
                 return step_values[step][name]
-            if dot and any(s.name == step for s in execution.runbook.steps):
+            if expression.startswith("variable:"):
+                raise StepFailure(
+                    f"{{{{ {expression} }}}}: the runbook declares no such variable, or it has no value "
+                    "yet (give it a default, or set it with aws:updateVariable first).",
+                    "Verification",
+                    stage="Inputs",
+                )
+            if dot and any(s.name == step for s in execution.runbook.all_steps()):
                 raise StepFailure(
                     f"{{{{ {expression} }}}}: step {step} has no output {name} (it has not succeeded, "
                     "or does not declare that output).",
@@ -522,7 +557,12 @@ class AutomationEngine:
                 stage="Inputs",
             )
 
-        inputs = render(record.spec.inputs, resolve)
+        return resolve
+
+    def _render_inputs(self, execution: Execution, record: StepRecord) -> dict[str, Any]:
+        late = LATE_INPUTS.get(record.spec.action, frozenset())  # rendered by the action when it needs them
+        spec_inputs = {key: value for key, value in record.spec.inputs.items() if key not in late}
+        inputs = render(spec_inputs, self._resolver(execution))
         with execution.lock:
             record.inputs = dict(inputs)
         return dict(inputs)
@@ -584,8 +624,10 @@ class AutomationEngine:
                 self._call_at(execution, outcome.at, outcome.then)
         elif isinstance(outcome, WaitForSignal):
             self._wait_for_signal(execution, outcome)
+        elif isinstance(outcome, Iterate):
+            self._start_loop(execution, outcome)
         else:
-            raise TypeError(f"action returned {outcome!r}, not Done/WaitUntil/WaitForSignal")
+            raise TypeError(f"action returned {outcome!r}, not Done/WaitUntil/WaitForSignal/Iterate")
 
     def _timeout_failure(self, execution: Execution, message: str | None = None) -> StepFailure:
         seconds = execution.current.spec.timeout_seconds if execution.current else None
@@ -690,12 +732,14 @@ class AutomationEngine:
         assert record is not None
         target = done.next_step
         try:
-            if target is not None and not any(s.name == target for s in execution.runbook.steps):
+            if target is not None and not any(s.name == target for s in execution.runbook.all_steps()):
                 raise StepFailure(f"aws:branch chose {target!r}, which is not a step.", "Verification")
             record.values = step_outputs(record.spec, done.outputs, done.response)
+            updates = [checked_update(execution.runbook.variables, n, v) for n, v in done.variables.items()]
         except StepFailure as failure:
             self._step_failed(execution, failure)
             return
+        self._flows[execution.id].variables.update(updates)
         self._close(record, "Success")
         self._continue_with(execution, target or self._next_after(execution, record.spec))
 
@@ -762,9 +806,13 @@ class AutomationEngine:
         record.status = status
         record.ended = self.clock.now()
 
-    @staticmethod
-    def _following(execution: Execution, spec: StepSpec) -> str | None:
-        steps = execution.runbook.steps
+    def _siblings(self, execution: Execution) -> tuple[StepSpec, ...]:
+        """The steps the flow moves among now: the innermost running loop's, else ``mainSteps``."""
+        loops = self._flows[execution.id].loops
+        return loops[-1].record.spec.steps if loops else execution.runbook.steps
+
+    def _following(self, execution: Execution, spec: StepSpec) -> str | None:
+        steps = self._siblings(execution)
         index = next(i for i, s in enumerate(steps) if s.name == spec.name)
         return steps[index + 1].name if index + 1 < len(steps) else None
 
@@ -776,6 +824,14 @@ class AutomationEngine:
 
     def _continue_with(self, execution: Execution, target: str | None) -> None:
         execution.deadline = None
+        loops = self._flows[execution.id].loops
+        if loops:
+            if target is None and not execution.cancelling:  # the loop's steps ran (or isEnd): iteration over
+                self._iteration_ended(execution)
+                return
+            if target is not None and not any(s.name == target for s in loops[-1].record.spec.steps):
+                self._leave_loops(execution, target)
+                return
         if target is None:
             if execution.cancelling:
                 self._finish(execution, "Cancelled")
@@ -784,7 +840,72 @@ class AutomationEngine:
             else:
                 self._finish(execution, "Success")
             return
+        if not any(s.name == target for s in self._siblings(execution)):
+            raise RuntimeError(f"step {target} is inside an aws:loop; only that loop's steps can go to it")
         self._enter_step(execution, execution.runbook.step(target))
+
+    # ----------------------------------------------------------------------------------- aws:loop
+    def _start_loop(self, execution: Execution, plan: Iterate) -> None:
+        """The loop step's action checked its inputs: run its nested steps, first iteration."""
+        record = execution.current
+        assert record is not None
+        if plan.items is not None and not plan.items:  # for each over nothing: done at once
+            record.values = {"CurrentIteration": 0}
+            self._close(record, "Success")
+            self._continue_with(execution, self._next_after(execution, record.spec))
+            return
+        self._flows[execution.id].loops.append(_LoopFrame(record, plan))
+        self._next_iteration(execution)
+
+    def _next_iteration(self, execution: Execution) -> None:
+        frame = self._flows[execution.id].loops[-1]
+        frame.iteration += 1
+        frame.record.values = {"CurrentIteration": frame.iteration}
+        if frame.plan.items is not None:
+            frame.record.values["CurrentIteratorValue"] = frame.plan.items[frame.iteration - 1]
+        self._enter_step(execution, frame.record.spec.steps[0])
+
+    def _iteration_ended(self, execution: Execution) -> None:
+        """Another iteration (items left, or LoopCondition still true), or the loop step succeeds."""
+        frame = self._flows[execution.id].loops[-1]
+        plan = frame.plan
+        if frame.iteration < plan.max_iterations:
+            if plan.items is not None:
+                more = frame.iteration < len(plan.items)
+            else:
+                assert plan.again is not None
+                resolve = self._resolver(execution)
+                try:
+                    more = plan.again(lambda value: render(value, resolve))
+                except StepFailure as failure:
+                    self._loop_failed(execution, failure)
+                    return
+            if more:
+                self._next_iteration(execution)
+                return
+        self._flows[execution.id].loops.pop()
+        execution.current = frame.record
+        self._close(frame.record, "Success")
+        self._continue_with(execution, self._next_after(execution, frame.record.spec))
+
+    def _loop_failed(self, execution: Execution, failure: StepFailure) -> None:
+        """The loop itself failed (its LoopCondition): it ends as a failed step of the outer flow."""
+        frame = self._flows[execution.id].loops.pop()
+        execution.current = frame.record
+        frame.record.attempt = frame.record.spec.max_attempts  # no retry of a half-run loop
+        self._step_failed(execution, failure)
+
+    def _leave_loops(self, execution: Execution, target: str) -> None:
+        """A nested step went (nextStep, branch, onFailure) to a step outside its loop: the loops it
+        leaves end, Success unless the step that left had failed."""
+        loops = self._flows[execution.id].loops
+        left = execution.current
+        status = "Success" if left is None or left.status == "Success" else "Failed"
+        while loops and not any(s.name == target for s in loops[-1].record.spec.steps):
+            frame = loops.pop()
+            self._close(frame.record, status)
+            execution.current = frame.record
+        self._continue_with(execution, target)
 
     def _finish(self, execution: Execution, status: str, message: str | None = None) -> None:
         execution.generation += 1
@@ -798,6 +919,9 @@ class AutomationEngine:
         record = execution.current
         if record is not None and record.status in ACTIVE_STEP_STATUSES:
             self._close(record, "Cancelled" if status != "Failed" else "Failed")
+        for frame in reversed(self._flows[execution.id].loops):  # loops the end interrupted
+            self._close(frame.record, "Cancelled" if status != "Failed" else "Failed")
+        self._flows[execution.id].loops.clear()
         execution.done.set()
         if execution.parent_id:
             parent_id = execution.parent_id
@@ -859,7 +983,7 @@ def _check_supported_actions(runbook: Runbook) -> None:
     The code is InvalidDocumentContent, the SSM API's error for a document that cannot be used as it
     is: the request's parameters are fine, the runbook's content is what this runtime cannot execute.
     """
-    unknown = _unsupported(step for step in runbook.steps)
+    unknown = _unsupported(runbook.all_steps())
     if unknown:
         raise AutomationApiError(
             "InvalidDocumentContent",

@@ -6,7 +6,18 @@ set is exactly this mapping's keys.
 
 from __future__ import annotations
 
-from airflow_ssm_delegate.local.actions import api, automation, command, ec2, flow, script, stacks, states
+from airflow_ssm_delegate.local.actions import (
+    api,
+    automation,
+    command,
+    ec2,
+    flow,
+    loop,
+    script,
+    stacks,
+    states,
+    variables,
+)
 from airflow_ssm_delegate.local.actions.base import Action
 
 REGISTRY: dict[str, Action] = {
@@ -28,9 +39,13 @@ REGISTRY: dict[str, Action] = {
     "aws:createStack": stacks.create_stack,
     "aws:deleteStack": stacks.delete_stack,
     "aws:executeStateMachine": states.execute_state_machine,
+    "aws:loop": loop.loop,
+    "aws:updateVariable": variables.update_variable,
 }
 SUPPORTED_ACTIONS = frozenset(REGISTRY)
 #: Actions that run code in real time: they apply timeoutSeconds themselves, in wall-clock seconds.
 WALL_TIMED_ACTIONS = frozenset({"aws:executeScript", "aws:invokeLambdaFunction"})
+#: Inputs the engine leaves unrendered at the step's start (the action renders them when it needs them).
+LATE_INPUTS: dict[str, frozenset[str]] = {"aws:loop": loop.LATE_INPUTS}
 
-__all__ = ["REGISTRY", "SUPPORTED_ACTIONS", "WALL_TIMED_ACTIONS", "Action"]
+__all__ = ["LATE_INPUTS", "REGISTRY", "SUPPORTED_ACTIONS", "WALL_TIMED_ACTIONS", "Action"]

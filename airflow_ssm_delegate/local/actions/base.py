@@ -65,6 +65,7 @@ class Done:
     outputs: Mapping[str, Any] = field(default_factory=dict)
     response: Any = None
     next_step: str | None = None  # aws:branch's choice
+    variables: Mapping[str, Any] = field(default_factory=dict)  # aws:updateVariable: "variable:NAME" -> value
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,18 @@ class WaitForSignal:
     status: str = "Waiting"  # what the step and execution show meanwhile
 
 
-Outcome: TypeAlias = "Done | WaitUntil | WaitForSignal"
+@dataclass(frozen=True)
+class Iterate:
+    """aws:loop: run the step's nested steps once per item of ``items``, or (``items`` None) again while
+    ``again(render)`` holds after an iteration; never more than ``max_iterations`` times. ``render``
+    renders a value with the execution's current references."""
+
+    items: tuple[Any, ...] | None
+    max_iterations: int
+    again: Callable[[Callable[[Any], Any]], bool] | None = None
+
+
+Outcome: TypeAlias = "Done | WaitUntil | WaitForSignal | Iterate"
 Continuation: TypeAlias = "Callable[[StepContext], Outcome]"
 SignalHandler: TypeAlias = "Callable[[StepContext, Signal], Outcome]"
 Action: TypeAlias = Callable[["StepContext"], Outcome]
