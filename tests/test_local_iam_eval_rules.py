@@ -68,10 +68,12 @@ def test_wildcards_do_not_span_arn_segments() -> None:
 
 def test_single_valued_operator_on_a_multivalued_key_does_not_match() -> None:
     like = {"Condition": {"StringLike": {"aws:TagKeys": "team*"}}}
-    assert decide(like, **{"aws:TagKeys": ["team"]}) is NONE
+    listed: dict[str, Any] = {"aws:TagKeys": ["team"]}
+    assert decide(like, **listed) is NONE
     assert decide(like, **{"aws:TagKeys": "team"}) is ALLOW
     for_any = {"Condition": {"ForAnyValue:StringLike": {"aws:TagKeys": "team*"}}}
-    assert decide(for_any, **{"aws:TagKeys": ["team", "x"]}) is ALLOW
+    two: dict[str, Any] = {"aws:TagKeys": ["team", "x"]}
+    assert decide(for_any, **two) is ALLOW
 
 
 @pytest.mark.parametrize(
@@ -133,7 +135,11 @@ def test_keys_the_delegation_policy_relies_on() -> None:
         "StringEquals": {"aws:RequestTag/team": "${aws:PrincipalTag/team}"},
         "ForAllValues:StringEquals": {"aws:TagKeys": ["team", "Name"]},
     }}  # fmt: skip
-    ok = {"aws:RequestTag/team": "blue", "aws:PrincipalTag/team": "blue", "aws:TagKeys": ["team"]}
+    ok: dict[str, Any] = {
+        "aws:RequestTag/team": "blue",
+        "aws:PrincipalTag/team": "blue",
+        "aws:TagKeys": ["team"],
+    }
     assert decide(tags, **ok) is ALLOW
     assert decide(tags, **{**ok, "aws:TagKeys": ["team", "Owner"]}) is NONE
     assert decide(tags, **{**ok, "aws:RequestTag/team": "red"}) is NONE

@@ -23,7 +23,7 @@ from airflow_ssm_delegate.local.api import (
 )
 from airflow_ssm_delegate.local.authz import AccessDenied, RequestGuard, caller_for
 from airflow_ssm_delegate.local.principals import AuthenticationError
-from airflow_ssm_delegate.local.simulate import simulate_principal_policy
+from airflow_ssm_delegate.local.simulate import simulate_custom_policy, simulate_principal_policy
 from airflow_ssm_delegate.local.wire import (
     AwsRequest,
     Response,
@@ -115,8 +115,8 @@ class Gateway:
         except AccessDenied as denied:
             log.info("Denied: %s", denied)  # ARNs and actions only, never keys
             return refusal(request.protocol, "denied", str(denied))
-        if request.service == "iam" and request.operation == "SimulatePrincipalPolicy":
-            return simulate_principal_policy(request.params)  # moto has no policy simulator
+        if request.service == "iam" and request.operation in _SIMULATORS:
+            return _SIMULATORS[request.operation](request.params)  # moto has no policy simulator
         if request.service == "ssm" and (
             request.operation in AUTOMATION_OPERATIONS or _lists_execution_tags(request)
         ):
@@ -141,6 +141,12 @@ class Gateway:
             "bypass it); start the runtime with --no-iam to use them.",
             403,
         )
+
+
+_SIMULATORS: dict[str, Callable[[Any], Response]] = {
+    "SimulateCustomPolicy": simulate_custom_policy,
+    "SimulatePrincipalPolicy": simulate_principal_policy,
+}
 
 
 def _lists_execution_tags(request: AwsRequest) -> bool:

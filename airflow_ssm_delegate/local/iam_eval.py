@@ -417,7 +417,7 @@ def _number(text: str) -> float:
     return value
 
 
-def _timestamp(text: str) -> float:
+def parse_date(text: str) -> float:
     """A condition date: ISO 8601 (``2026-01-01T00:00:00Z``, ``2026-01-01``) or epoch seconds."""
     try:
         return float(text)
@@ -451,7 +451,7 @@ _MATCHERS: dict[str, Matcher] = {
     "BinaryEquals": _plain(_binary),
     "IpAddress": _plain(_ip_address),
     **{f"Numeric{name}": _compared(_number, compare) for name, compare in _ORDERINGS.items()},
-    **{f"Date{name}": _compared(_timestamp, compare) for name, compare in _ORDERINGS.items()},
+    **{f"Date{name}": _compared(parse_date, compare) for name, compare in _ORDERINGS.items()},
 }
 CONDITION_OPERATORS = frozenset({*_MATCHERS, *_NEGATED, "Null"})
 SET_OPERATORS = ("ForAllValues", "ForAnyValue")

@@ -48,29 +48,48 @@ class AuthenticatedPrincipal:
     context: Mapping[str, str] = field(default_factory=dict)
 
 
-def _managed_documents(managed: Mapping[str, Any]) -> list[str]:
-    documents = []
-    for policy in managed.values():
+@dataclass(frozen=True)
+class NamedPolicy:
+    """An identity policy with the id and type the policy simulator reports for it."""
+
+    name: str
+    kind: str  # user | group | role (inline) | aws-managed | user-managed
+    document: str
+
+
+def _managed_sources(managed: Mapping[str, Any]) -> list[NamedPolicy]:
+    sources = []
+    for arn, policy in managed.items():
         default = next((v for v in policy.versions if v.is_default), None)
         if default is not None:
-            documents.append(default.document)
-    return documents
+            kind = "aws-managed" if ":aws:policy/" in str(arn) else "user-managed"
+            sources.append(NamedPolicy(policy.name, kind, default.document))
+    return sources
 
 
-def _own_policies(entity: Any) -> list[str]:
-    """Inline and attached managed policy documents of a moto user, group or role."""
-    return [*entity.policies.values(), *_managed_documents(entity.managed_policies)]
+def _entity_sources(entity: Any, kind: str) -> list[NamedPolicy]:
+    """Inline and attached managed policies of a moto user, group or role."""
+    inline = [NamedPolicy(name, kind, document) for name, document in entity.policies.items()]
+    return [*inline, *_managed_sources(entity.managed_policies)]
+
+
+def _own_policies(entity: Any, kind: str = "user") -> list[str]:
+    return [source.document for source in _entity_sources(entity, kind)]
+
+
+def _user_sources(iam: Any, user: Any) -> list[NamedPolicy]:
+    sources = _entity_sources(user, "user")
+    for group in iam.get_groups_for_user(user.name):
+        sources += _entity_sources(group, "group")
+    return sources
 
 
 def _user_policies(iam: Any, user: Any) -> list[str]:
-    policies = _own_policies(user)
-    for group in iam.get_groups_for_user(user.name):
-        policies += _own_policies(group)
-    return policies
+    return [source.document for source in _user_sources(iam, user)]
 
 
-def identity_policies(arn: str) -> tuple[str, ...] | None:
-    """Every identity policy of the IAM user or role ``arn`` (None if there is no such user or role)."""
+def identity_policy_sources(arn: str) -> list[NamedPolicy] | None:
+    """Every identity policy of the IAM user (with its groups) or role ``arn``; None if there is none."""
     account_id, _, resource = arn.partition(":iam::")[2].partition(":")
     kind, _, name = resource.partition("/")
     name = name.rsplit("/", 1)[-1]
@@ -78,11 +97,17 @@ def identity_policies(arn: str) -> tuple[str, ...] | None:
         return None
     iam = iam_backends[account_id][PARTITION]
     if kind == "user" and name in iam.users:
-        return tuple(_user_policies(iam, iam.users[name]))
+        return _user_sources(iam, iam.users[name])
     if kind == "role":
         role = next((r for r in list(iam.get_roles()) if r.name == name), None)
-        return None if role is None else tuple(_own_policies(role))
+        return None if role is None else _entity_sources(role, "role")
     return None
+
+
+def identity_policies(arn: str) -> tuple[str, ...] | None:
+    """Every identity policy document of the IAM user or role ``arn`` (None if there is no such one)."""
+    sources = identity_policy_sources(arn)
+    return None if sources is None else tuple(source.document for source in sources)
 
 
 def _user_principal(account_id: str, access_key_id: str, session_token: str | None) -> AuthenticatedPrincipal:

@@ -1,28 +1,46 @@
-"""iam:SimulatePrincipalPolicy on the local runtime, decided by the same evaluator that enforces IAM.
+"""iam:SimulateCustomPolicy and iam:SimulatePrincipalPolicy on the local runtime (moto has neither).
 
-moto has no policy simulator, so the author tool ``airflow-ssm-delegate preflight`` could not run
-offline. The gateway answers it here: the identity policies of ``PolicySourceArn`` (a user, with its
-groups, or a role) evaluated for every action and resource with the given context entries, in the
-query protocol's XML. The simulation is of identity policies only, as AWS's is without resource
-policies; permissions boundaries and SCPs do not exist in the runtime.
+Decided by the evaluator that enforces IAM on the runtime (``iam_eval``), answered in the IAM query
+protocol's shapes (botocore's iam model): one ``EvaluationResult`` per action and resource with
+``EvalDecision`` allowed / explicitDeny / implicitDeny, ``MatchedStatements`` (source policy id and type,
+start and end position of the statement in the document text), ``MissingContextValues``,
+``PermissionsBoundaryDecisionDetail``, ``EvalDecisionDetails`` and ``ResourceSpecificResults``, paged with
+``MaxItems``/``Marker``/``IsTruncated``.
+
+How policies combine ("Policy evaluation logic"): an explicit deny in any identity, boundary or
+resource policy wins. Otherwise, in one account, an allow from the identity policies (within the
+permissions boundary, when one is given) or from the resource policy allows; across accounts (the
+resource's account from ``ResourceOwner`` or its ARN differs from the caller's) both must allow.
+SCPs/RCPs, session policies and ``ResourceHandlingOption`` are not part of the simulation.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
-from airflow_ssm_delegate.local.iam_eval import ContextValue, Decision, RequestContext, evaluate
-from airflow_ssm_delegate.local.principals import identity_policies
-from airflow_ssm_delegate.local.resources import indexed
+from airflow_ssm_delegate.local.iam_eval import Decision, Evaluation, Principal, RequestContext, explain
+from airflow_ssm_delegate.local.policy_text import PolicyDocumentError, statement_spans
+from airflow_ssm_delegate.local.principals import identity_policy_sources
+from airflow_ssm_delegate.local.simulate_input import (
+    InvalidInput,
+    PolicySource,
+    SimulationInput,
+    marker_for,
+    owner_account,
+    read_simulation,
+)
 from airflow_ssm_delegate.local.wire import error_response
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from airflow_ssm_delegate.local.wire import Response
 
+DEFAULT_ACCOUNT = "123456789012"  # the local runtime's account, for a simulation naming no caller
 _EVAL_DECISION = {
     Decision.ALLOW: "allowed",
     Decision.EXPLICIT_DENY: "explicitDeny",
@@ -30,50 +48,204 @@ _EVAL_DECISION = {
 }
 
 
-def _context(params: Mapping[str, Any]) -> dict[str, ContextValue]:
-    """``ContextEntries``: each key with its values (a list for the ``...List`` types)."""
-    context: dict[str, ContextValue] = {}
-    index = 1
-    while f"ContextEntries.member.{index}.ContextKeyName" in params:
-        entry = f"ContextEntries.member.{index}"
-        values = indexed(params, f"{entry}.ContextKeyValues.member")
-        is_list = str(params.get(f"{entry}.ContextKeyType", "string")).endswith("List")
-        context[str(params[f"{entry}.ContextKeyName"])] = values if is_list else (values[0] if values else "")
-        index += 1
-    return context
+@dataclass
+class _Outcome:
+    decision: Decision
+    matched: list[dict[str, Any]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _matched(sources: list[PolicySource], evaluation: Evaluation) -> list[dict[str, Any]]:
+    statements = []
+    for match in evaluation.matched:
+        source = sources[match.policy_index]
+        spans = statement_spans(source.text)
+        entry: dict[str, Any] = {"SourcePolicyId": source.policy_id, "SourcePolicyType": source.policy_type}
+        if match.statement_index < len(spans):
+            start, end = spans[match.statement_index]
+            entry["StartPosition"] = {"Line": start.line, "Column": start.column}
+            entry["EndPosition"] = {"Line": end.line, "Column": end.column}
+        statements.append(entry)
+    return statements
+
+
+def _account_of(arn: str | None) -> str | None:
+    parts = (arn or "").split(":")
+    return parts[4] if len(parts) > 5 and parts[4] else None
+
+
+def _decide(simulation: SimulationInput, action: str, resource: str, caller_account: str) -> _Outcome:
+    """One action on one resource, every policy type combined as AWS's evaluation logic does."""
+    caller = Principal(arn=simulation.caller_arn, account=caller_account) if simulation.caller_arn else None
+    request = RequestContext(action, resource, simulation.context)
+    parts: list[tuple[list[PolicySource], Evaluation]] = []
+    identity = explain([s.document for s in simulation.identity], request)
+    parts.append((simulation.identity, identity))
+    boundary = None
+    if simulation.boundaries:
+        boundary = explain([s.document for s in simulation.boundaries], request)
+        parts.append((simulation.boundaries, boundary))
+    granted = None
+    if simulation.resource_policy is not None:
+        resource_request = RequestContext(action, resource, simulation.context, caller)
+        granted = explain([simulation.resource_policy.document], resource_request)
+        parts.append(([simulation.resource_policy], granted))
+    missing = sorted({key for _, part in parts for key in part.missing_keys}, key=str.lower)
+    denies = [(sources, part) for sources, part in parts if part.decision is Decision.EXPLICIT_DENY]
+    outcome = _Outcome(Decision.IMPLICIT_DENY, missing=missing)
+    if boundary is not None:
+        allowed_by_boundary = boundary.decision is Decision.ALLOW
+        outcome.details["PermissionsBoundaryDecisionDetail"] = {
+            "AllowedByPermissionsBoundary": allowed_by_boundary
+        }
+    resource_account = owner_account(simulation.resource_owner) or _account_of(resource) or caller_account
+    cross_account = resource_account != caller_account
+    if resource != "*":
+        outcome.details["EvalDecisionDetails"] = (
+            {
+                "IAMPolicy": _EVAL_DECISION[identity.decision],
+                "ResourcePolicy": _EVAL_DECISION[granted.decision],
+            }
+            if cross_account and granted is not None
+            else {}
+        )
+    if denies:
+        outcome.decision = Decision.EXPLICIT_DENY
+        outcome.matched = [m for sources, part in denies for m in _matched(sources, part)]
+        return outcome
+    identity_ok = identity.decision is Decision.ALLOW and (
+        boundary is None or boundary.decision is Decision.ALLOW
+    )
+    resource_ok = granted is not None and granted.decision is Decision.ALLOW
+    allowed = (identity_ok and resource_ok) if cross_account else (identity_ok or resource_ok)
+    if allowed:
+        outcome.decision = Decision.ALLOW
+        outcome.matched = [m for sources, part in parts for m in _matched(sources, part)]
+    return outcome
+
+
+def _results(simulation: SimulationInput, caller_account: str) -> list[dict[str, Any]]:
+    results = []
+    for action in simulation.actions:
+        for resource in simulation.resources:
+            outcome = _decide(simulation, action, resource, caller_account)
+            decision = _EVAL_DECISION[outcome.decision]
+            result: dict[str, Any] = {
+                "EvalActionName": action,
+                "EvalResourceName": resource,
+                "EvalDecision": decision,
+                "MatchedStatements": outcome.matched,
+                "MissingContextValues": outcome.missing,
+                **outcome.details,
+            }
+            if resource != "*":
+                specific = {
+                    "EvalResourceName": resource,
+                    "EvalResourceDecision": decision,
+                    "MatchedStatements": outcome.matched,
+                    "MissingContextValues": outcome.missing,
+                    **outcome.details,
+                }
+                result["ResourceSpecificResults"] = [specific]
+            results.append(result)
+    return results
+
+
+# --- the query protocol's XML ------------------------------------------------------------------
+
+
+def _xml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "".join(f"<member>{_xml(item)}</member>" for item in value)
+    if isinstance(value, dict):
+        return "".join(f"<{key}>{_xml(item)}</{key}>" for key, item in value.items())
+    return escape(str(value))
+
+
+def _map_xml(value: Mapping[str, str]) -> str:
+    return "".join(
+        f"<entry><key>{escape(k)}</key><value>{escape(v)}</value></entry>" for k, v in value.items()
+    )
+
+
+def _result_xml(result: Mapping[str, Any]) -> str:
+    parts = []
+    for key, value in result.items():
+        if key == "EvalDecisionDetails":
+            parts.append(f"<{key}>{_map_xml(value)}</{key}>")
+        elif key == "ResourceSpecificResults":
+            parts.append(f"<{key}>{''.join(f'<member>{_result_xml(r)}</member>' for r in value)}</{key}>")
+        else:
+            parts.append(f"<{key}>{_xml(value)}</{key}>")
+    return "".join(parts)
+
+
+def _respond(operation: str, simulation: SimulationInput, caller_account: str) -> Response:
+    results = _results(simulation, caller_account)
+    if simulation.marker > len(results):
+        raise InvalidInput("Marker points past the last result; start again without Marker.")
+    end = simulation.marker + simulation.max_items
+    page = results[simulation.marker : end]
+    truncated = end < len(results)
+    members = "".join(f"<member>{_result_xml(result)}</member>" for result in page)
+    marker = f"<Marker>{marker_for(end)}</Marker>" if truncated else ""
+    body = (
+        f'<{operation}Response xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><{operation}Result>'
+        f"<EvaluationResults>{members}</EvaluationResults><IsTruncated>{_xml(truncated)}</IsTruncated>{marker}"
+        f"</{operation}Result><ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+        f"</{operation}Response>"
+    )
+    return 200, [("Content-Type", "text/xml")], body.encode()
+
+
+def _answer(build: Callable[[], Response]) -> Response:
+    try:
+        return build()
+    except PolicyDocumentError as error:
+        return error_response("query", "MalformedPolicyDocument", str(error), 400)
+    except InvalidInput as error:
+        return error_response("query", "InvalidInput", str(error), 400)
+
+
+def simulate_custom_policy(params: Mapping[str, Any]) -> Response:
+    """The SimulateCustomPolicy answer (or its MalformedPolicyDocument / InvalidInput error)."""
+
+    def build() -> Response:
+        simulation = read_simulation(params, [])
+        if not simulation.identity:
+            raise InvalidInput("PolicyInputList must hold at least one policy document.")
+        caller_account = _account_of(simulation.caller_arn) or DEFAULT_ACCOUNT
+        return _respond("SimulateCustomPolicy", simulation, caller_account)
+
+    return _answer(build)
 
 
 def simulate_principal_policy(params: Mapping[str, Any]) -> Response:
-    """The SimulatePrincipalPolicy answer (or its NoSuchEntity / InvalidInput error)."""
+    """The SimulatePrincipalPolicy answer (or its NoSuchEntity / MalformedPolicyDocument / InvalidInput)."""
     source = str(params.get("PolicySourceArn", ""))
-    actions = indexed(params, "ActionNames.member")
-    if not actions:
-        return error_response("query", "InvalidInput", "ActionNames must name at least one action.", 400)
-    policies = identity_policies(source)
-    if policies is None:
+    named = identity_policy_sources(source)
+    if named is None:
         return error_response(
             "query",
             "NoSuchEntity",
             f"PolicySourceArn {source!r} is not an existing IAM user or role of the local runtime.",
             404,
         )
-    context = _context(params)
-    results = []
-    for action in actions:
-        for resource in indexed(params, "ResourceArns.member") or ["*"]:
-            decision = evaluate(list(policies), RequestContext(action, resource, context))
-            results.append(
-                "<member>"
-                f"<EvalActionName>{escape(action)}</EvalActionName>"
-                f"<EvalResourceName>{escape(resource)}</EvalResourceName>"
-                f"<EvalDecision>{_EVAL_DECISION[decision]}</EvalDecision>"
-                "</member>"
-            )
-    body = (
-        '<SimulatePrincipalPolicyResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">'
-        "<SimulatePrincipalPolicyResult><IsTruncated>false</IsTruncated>"
-        f"<EvaluationResults>{''.join(results)}</EvaluationResults></SimulatePrincipalPolicyResult>"
-        f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
-        "</SimulatePrincipalPolicyResponse>"
-    )
-    return 200, [("Content-Type", "text/xml")], body.encode()
+
+    def build() -> Response:
+        attached = [PolicySource(p.document, p.name, p.kind, _document(p.document)) for p in named]
+        simulation = read_simulation(params, attached)
+        if simulation.caller_arn is None and ":user/" in source:
+            simulation.caller_arn = source
+        caller_account = _account_of(simulation.caller_arn) or _account_of(source) or DEFAULT_ACCOUNT
+        return _respond("SimulatePrincipalPolicy", simulation, caller_account)
+
+    return _answer(build)
+
+
+def _document(text: str) -> dict[str, Any]:
+    """An attached policy (already validated by IAM when it was created)."""
+    return dict(json.loads(text))
