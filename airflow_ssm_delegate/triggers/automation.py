@@ -17,9 +17,8 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
-
 from airflow_ssm_delegate.clocks import settings_scale
+from airflow_ssm_delegate.compat import BaseTrigger, TriggerEvent
 from airflow_ssm_delegate.connection import ConnectionSettings
 from airflow_ssm_delegate.polling import (
     DEFAULT_MAX_POLL_INTERVAL,
