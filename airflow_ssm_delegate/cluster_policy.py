@@ -35,8 +35,7 @@ def task_policy(task: Any) -> None:
     fields = _start_task_fields(task)
     if fields is None:
         return
-    from airflow.exceptions import AirflowClusterPolicyViolation
-
+    from airflow_ssm_delegate.compat import AirflowClusterPolicyViolation
     from airflow_ssm_delegate.policy import DelegationPolicy, PolicyError
 
     try:

@@ -21,7 +21,7 @@ REDACTED = "***"
 
 def is_secret_name(name: str, declared_secret: Collection[str] = ()) -> bool:
     """Whether values of parameter ``name`` must never be shown."""
-    from airflow.providers.common.compat.sdk import redact
+    from airflow_ssm_delegate.compat import redact
 
     if name in declared_secret or SECRET_NAME.search(name):
         return True
@@ -33,7 +33,7 @@ def mask_parameters(
     parameters: Mapping[str, Sequence[str]], declared_secret: Collection[str] = ()
 ) -> dict[str, list[str]]:
     """Register secret values with Airflow's masker; return a copy of ``parameters`` that is safe to log."""
-    from airflow.providers.common.compat.sdk import mask_secret
+    from airflow_ssm_delegate.compat import mask_secret
 
     loggable: dict[str, list[str]] = {}
     for name, values in parameters.items():
@@ -52,7 +52,7 @@ def mask_parameter_values(parameters: Mapping[str, Any], declared_secret: Collec
     Operators call this right after templates are rendered, so the rendered-fields view in the UI and
     every log line show ``***`` instead of the value.
     """
-    from airflow.providers.common.compat.sdk import mask_secret
+    from airflow_ssm_delegate.compat import mask_secret
 
     for name, value in parameters.items():
         if is_secret_name(name, declared_secret):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow_ssm_delegate.compat import AirflowFailException, conf
 
 if TYPE_CHECKING:
     import os
@@ -138,8 +138,6 @@ class DelegationPolicy:
     @classmethod
     def from_config(cls) -> DelegationPolicy:
         """The deployment's policy: the file named by ``[ssm_delegate] policy_file``, or the built-in rule."""
-        from airflow.providers.common.compat.sdk import conf
-
         path = (conf.get(CONFIG_SECTION, CONFIG_OPTION, fallback="") or "").strip()
         return cls.from_file(path) if path else cls()
 

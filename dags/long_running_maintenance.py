@@ -31,8 +31,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow.sdk import DAG, BaseSensorOperator, Context, Param, PokeReturnValue, TriggerRule, task
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+# airflow.sdk.TriggerRule exists from Airflow 3.1 and airflow.sdk.exceptions.AirflowFailException from 3.2:
+# the ecosystem's compatibility package imports each from wherever this Airflow keeps it.
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException, TriggerRule
+from airflow.sdk import DAG, BaseSensorOperator, Context, Param, PokeReturnValue, task
 
 from airflow_ssm_delegate.examples import AUTOMATION_POOL
 from airflow_ssm_delegate.operators.automation import (

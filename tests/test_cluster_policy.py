@@ -6,12 +6,14 @@ import textwrap
 from typing import TYPE_CHECKING
 
 import pytest
-from airflow.dag_processing.dagbag import DagBag
 
+from airflow_ssm_delegate.compat import dag_bag_class
 from tests.test_policy import LAUNCH_ROLE, POLICY, write_policy
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from airflow.dag_processing.dagbag import DagBag
 
 HEADER = """\
 from airflow.sdk import DAG
@@ -27,7 +29,7 @@ def dag_bag(tmp_path: Path, dag_id: str, body: str) -> DagBag:
     folder.mkdir(exist_ok=True)
     text = HEADER.format(dag_id=dag_id) + textwrap.indent(textwrap.dedent(body), "    ")
     (folder / f"{dag_id}.py").write_text(text)
-    return DagBag(dag_folder=folder, bundle_path=folder)
+    return dag_bag_class()(dag_folder=folder, bundle_path=folder)
 
 
 @pytest.fixture(autouse=True)
@@ -36,11 +38,10 @@ def builtin_rule(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_policy_is_registered_through_the_entry_point() -> None:
-    from airflow import settings
-
     from airflow_ssm_delegate import cluster_policy
+    from airflow_ssm_delegate.compat import policy_plugin_manager
 
-    assert cluster_policy in settings.get_policy_plugin_manager().get_plugins()
+    assert cluster_policy in policy_plugin_manager().get_plugins()
 
 
 def test_a_task_without_service_role_is_an_import_error(tmp_path: Path) -> None:

@@ -25,8 +25,9 @@ DAGS_FOLDER = Path(__file__).resolve().parents[1] / "dags"
 def dagbag_and_warnings() -> Iterator[tuple[DagBag, list[warnings.WarningMessage]]]:
     """The DAGs parsed as a deployment would: under the example delegation policy (it names default roles,
     which the package's cluster policy requires of every automation task)."""
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_ssm_delegate.compat import dag_bag_class
 
+    DagBag = dag_bag_class()
     with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings(record=True) as caught:
         patch.setenv("AIRFLOW__SSM_DELEGATE__POLICY_FILE", str(EXAMPLES_DIR / "delegation-policy.yaml"))
         warnings.simplefilter("always")
@@ -44,7 +45,13 @@ def test_every_dag_file_imports_without_errors_or_warnings(
 ) -> None:
     bag, caught = dagbag_and_warnings
     assert bag.import_errors == {}
-    assert bag.captured_warnings == {}
+    # Warnings raised inside Airflow's own packages are not ours to fix (on Airflow 3.0 every DAG using @task
+    # gets one: the standard provider imports BaseBranchOperator from its deprecated 3.0 home).
+    assert {
+        path: found
+        for path, texts in bag.captured_warnings.items()
+        if (found := [text for text in texts if "site-packages/airflow/" not in text])
+    } == {}
     ours = [
         w
         for w in caught

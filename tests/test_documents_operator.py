@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_ssm_delegate.compat import AirflowFailException
 from airflow_ssm_delegate.documents.bundled import runbook_path
 from airflow_ssm_delegate.operators.document import SsmPublishDocumentOperator
 from tests.fixtures.local_runtime import client_for, unique

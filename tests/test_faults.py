@@ -14,11 +14,11 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, TaskDeferred
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 
 from airflow_ssm_delegate.clocks import use_clock
+from airflow_ssm_delegate.compat import AirflowException, TaskDeferred
 from airflow_ssm_delegate.connection import ConnectionSettings
 from airflow_ssm_delegate.idempotency import STATE_STORE_KEY
 from airflow_ssm_delegate.operators.automation import SsmStartAutomationExecutionOperator

@@ -254,7 +254,7 @@ def test_reused_token_with_other_arguments_explains_what_to_do(
 
 
 def test_a_runbook_that_does_not_parse_fails_without_retry(hook: SsmAutomationHook, stubber: Stubber) -> None:
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow_ssm_delegate.compat import AirflowFailException
 
     stubber.add_response(
         "get_document", {"Name": NAME, "DocumentVersion": "1", "Content": "schemaVersion: '2.2'"}, None
@@ -285,7 +285,7 @@ def test_arguments_of_the_wrong_shape_are_refused_before_any_call(
 def test_a_missing_runbook_version_is_named_and_not_retried(
     hook: SsmAutomationHook, stubber: Stubber
 ) -> None:
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow_ssm_delegate.compat import AirflowFailException
 
     stubber.add_client_error(
         "get_document", "InvalidDocument", "The specified document does not exist.", 400, None

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, TaskDeferred
 from botocore.stub import ANY, Stubber
 
+from airflow_ssm_delegate.compat import AirflowException, TaskDeferred
 from airflow_ssm_delegate.idempotency import STATE_STORE_KEY, TaskIdentity, derive_client_token
 from airflow_ssm_delegate.links.automation import SsmAutomationExecutionLink
 from airflow_ssm_delegate.operators.automation import (

@@ -473,7 +473,7 @@ def test_refuses_more_than_five_tags_with_a_clear_count(policy: DelegationPolicy
 
 
 def test_violations_are_not_retried() -> None:
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow_ssm_delegate.compat import AirflowFailException
 
     assert issubclass(PolicyViolation, AirflowFailException)
     assert issubclass(PolicyFileError, AirflowFailException)

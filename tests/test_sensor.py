@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, TaskDeferred
 
+from airflow_ssm_delegate.compat import AirflowException, TaskDeferred
 from airflow_ssm_delegate.sensors.automation import SsmAutomationExecutionSensor
 from airflow_ssm_delegate.triggers.automation import SsmAutomationExecutionTrigger
 from tests.test_operator import add_get, context

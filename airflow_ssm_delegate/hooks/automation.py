@@ -13,9 +13,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-from airflow.sdk.exceptions import AirflowFailException
 from botocore.exceptions import ClientError
 
+from airflow_ssm_delegate.compat import AirflowFailException
 from airflow_ssm_delegate.masking import mask_parameters
 from airflow_ssm_delegate.policy import AUDIT_TAG_KEYS, DelegationPolicy, StartRequest
 from airflow_ssm_delegate.status import WAITER_FILE, failure_message

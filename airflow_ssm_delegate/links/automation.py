@@ -54,7 +54,7 @@ class SsmAutomationExecutionLink(BaseOperatorLink):
         )
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        from airflow.providers.common.compat.sdk import XCom
+        from airflow_ssm_delegate.compat import XCom
 
         stored = XCom.get_value(key=self.key, ti_key=ti_key)
         if not isinstance(stored, dict):

@@ -13,10 +13,8 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import conf
-from airflow.sdk.exceptions import AirflowException
-
 from airflow_ssm_delegate.clocks import sleep_blocking
+from airflow_ssm_delegate.compat import AirflowException, conf
 from airflow_ssm_delegate.connection import CONNECTION_TEMPLATE_FIELDS
 from airflow_ssm_delegate.idempotency import (
     STATE_STORE_KEY,

@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException
-
+from airflow_ssm_delegate.compat import AirflowFailException
 from airflow_ssm_delegate.connection import CONNECTION_TEMPLATE_FIELDS
 from airflow_ssm_delegate.operators.base import SsmAutomationBaseOperator
 

@@ -6,9 +6,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
-from airflow.sdk.exceptions import AirflowException
 
 from airflow_ssm_delegate.clocks import sleep_blocking
+from airflow_ssm_delegate.compat import AirflowException
 from airflow_ssm_delegate.connection import CONNECTION_TEMPLATE_FIELDS
 from airflow_ssm_delegate.links.automation import SsmAutomationExecutionLink
 from airflow_ssm_delegate.operators.automation import (
