@@ -1,0 +1,290 @@
+"""Published runbooks run end to end on the local runtime, their effect checked on the emulated resources.
+
+Each test publishes one corpus runbook under its published name (CreateDocument), starts it through
+boto3 under a service role, waits for the end and asserts ``Success`` plus what the runbook is for: the
+instance stopped, the image gone, the bucket key on. AWS's own runbooks come from awslabs/
+aws-systems-manager (the AWS-* documents) and from the Automated Security Response solution, which
+redistributes AWS's AWSConfigRemediation-* documents; the executeScript and loop runbooks are community
+and aws-samples runbooks. Without the corpus the tests skip (see tests/corpus_support.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.corpus_support import CorpusEntry, api_form, load_manifest, runbook_text
+from tests.fixtures.local_runtime import SSM_TRUST, client_for, policy_document, unique
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from airflow_ssm_delegate.local.server import LocalAutomationServer
+
+ENTRIES = {entry.document_name: entry for entry in load_manifest()}
+AMI = "ami-04681a1dbd79675a5"  # one of moto's stock images
+OTHER_ACCOUNT = "111122223333"
+
+
+class Runner:
+    """Publishes a corpus runbook on the local runtime and runs it as the admin under a service role."""
+
+    def __init__(self, server: LocalAutomationServer, role_arn: str) -> None:
+        self.server = server
+        self.role_arn = role_arn
+        self.ssm = client_for(server, "ssm")
+        self.ec2 = client_for(server, "ec2")
+
+    def start(
+        self, name: str, parameters: dict[str, Any], role_parameter: str = "AutomationAssumeRole"
+    ) -> str:
+        entry: CorpusEntry = ENTRIES[name]
+        text = runbook_text(entry)
+        with contextlib.suppress(ClientError):  # DocumentAlreadyExists: published earlier this session
+            self.ssm.create_document(
+                Name=name, Content=text, DocumentType="Automation", DocumentFormat=entry.document_format
+            )
+        api = {key: api_form(value) for key, value in parameters.items()}
+        api[role_parameter] = [self.role_arn]
+        return str(
+            self.ssm.start_automation_execution(DocumentName=name, Parameters=api)["AutomationExecutionId"]
+        )
+
+    def finish(self, execution_id: str) -> dict[str, Any]:
+        assert self.server.engine is not None
+        self.server.engine.wait(execution_id, timeout=120)
+        execution: dict[str, Any] = self.ssm.get_automation_execution(AutomationExecutionId=execution_id)[
+            "AutomationExecution"
+        ]
+        return execution
+
+    def run(self, name: str, parameters: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Start, wait for the end, and require ``Success`` (the failure message says why not)."""
+        execution = self.finish(self.start(name, parameters, **kwargs))
+        assert execution["AutomationExecutionStatus"] == "Success", (
+            execution["AutomationExecutionStatus"],
+            execution.get("FailureMessage"),
+            [(s["StepName"], s["StepStatus"], s.get("FailureMessage")) for s in execution["StepExecutions"]],
+        )
+        return execution
+
+    def wait_until_waiting(self, execution_id: str) -> dict[str, Any]:
+        assert self.server.engine is not None
+        while True:
+            execution = self.server.engine.get(execution_id)
+            status = execution["AutomationExecutionStatus"]
+            assert status in ("Pending", "InProgress", "Waiting"), execution
+            if status == "Waiting":
+                return dict(execution)
+            self.server.engine._execution(execution_id).done.wait(0.02)
+
+    def instance(self, state: str = "running", tags: dict[str, str] | None = None) -> str:
+        spec: dict[str, Any] = {"ImageId": AMI, "MinCount": 1, "MaxCount": 1}
+        spec["Placement"] = {"AvailabilityZone": "us-east-1a"}
+        if tags:
+            spec["TagSpecifications"] = [
+                {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+            ]
+        instance_id = str(self.ec2.run_instances(**spec)["Instances"][0]["InstanceId"])
+        if state == "stopped":
+            self.ec2.stop_instances(InstanceIds=[instance_id])
+        return instance_id
+
+    def state_of(self, instance_id: str) -> str:
+        reservations = self.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        return str(reservations[0]["Instances"][0]["State"]["Name"])
+
+
+@pytest.fixture
+def runner(request: pytest.FixtureRequest) -> Runner:
+    """Skips without a corpus before the runtime is started; else a Runner with an all-actions role."""
+    runbook_text(next(iter(ENTRIES.values())))
+    server: LocalAutomationServer = request.getfixturevalue("local_server")
+    return Runner(server, request.getfixturevalue("e2e_role"))
+
+
+@pytest.fixture(scope="module")
+def e2e_role(local_server: LocalAutomationServer) -> str:
+    iam = client_for(local_server, "iam")
+    name = unique("CorpusE2ERole")
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=policy_document([SSM_TRUST]))
+    iam.put_role_policy(
+        RoleName=name,
+        PolicyName="all",
+        PolicyDocument=policy_document([{"Effect": "Allow", "Action": "*", "Resource": "*"}]),
+    )
+    return f"arn:aws:iam::{local_server.account_id}:role/{name}"
+
+
+def step_outputs(execution: dict[str, Any], step: str) -> dict[str, list[str]]:
+    for step_execution in execution["StepExecutions"]:
+        if step_execution["StepName"] == step:
+            return dict(step_execution.get("Outputs", {}))
+    raise AssertionError(f"no step {step} in {[s['StepName'] for s in execution['StepExecutions']]}")
+
+
+# ---------------------------------------------------------------------------- instance lifecycle
+
+
+def test_aws_stop_ec2_instance_stops_it(runner: Runner) -> None:
+    instance_id = runner.instance()
+    runner.run("AWS-StopEC2Instance", {"InstanceId": [instance_id]})
+    assert runner.state_of(instance_id) == "stopped"
+
+
+def test_aws_start_ec2_instance_starts_it(runner: Runner) -> None:
+    instance_id = runner.instance(state="stopped")
+    runner.run("AWS-StartEC2Instance", {"InstanceId": [instance_id]})
+    assert runner.state_of(instance_id) == "running"
+
+
+def test_aws_restart_ec2_instance_stops_then_starts_it(runner: Runner) -> None:
+    instance_id = runner.instance()
+    execution = runner.run("AWS-RestartEC2Instance", {"InstanceId": [instance_id]})
+    steps = [(s["StepName"], s["StepStatus"]) for s in execution["StepExecutions"]]
+    assert steps == [("stopInstances", "Success"), ("startInstances", "Success")]
+    assert runner.state_of(instance_id) == "running"
+
+
+def test_aws_terminate_ec2_instance_terminates_it(runner: Runner) -> None:
+    instance_id = runner.instance()
+    runner.run("AWS-TerminateEC2Instance", {"InstanceId": [instance_id]})
+    assert runner.state_of(instance_id) == "terminated"
+
+
+def test_aws_stop_ec2_instance_with_approval_waits_for_the_approver(runner: Runner) -> None:
+    instance_id = runner.instance()
+    approver = client_for(runner.server, "sts").get_caller_identity()["Arn"]
+    topic = client_for(runner.server, "sns").create_topic(Name=unique("Automation-approvals"))["TopicArn"]
+    execution_id = runner.start(
+        "AWS-StopEC2InstanceWithApproval",
+        {"InstanceId": [instance_id], "Approvers": [approver], "SNSTopicArn": topic},
+    )
+    runner.wait_until_waiting(execution_id)
+    assert runner.state_of(instance_id) == "running"  # nothing happens before the approval
+    runner.ssm.send_automation_signal(
+        AutomationExecutionId=execution_id, SignalType="Approve", Payload={"Comment": ["corpus e2e"]}
+    )
+    execution = runner.finish(execution_id)
+    assert execution["AutomationExecutionStatus"] == "Success", execution.get("FailureMessage")
+    assert runner.state_of(instance_id) == "stopped"
+
+
+# ----------------------------------------------------------------------------------------- images
+
+
+def test_aws_create_image_creates_an_available_image(runner: Runner) -> None:
+    instance_id = runner.instance()
+    execution = runner.run("AWS-CreateImage", {"InstanceId": instance_id})
+    image_id = step_outputs(execution, "createImage")["ImageId"][0]
+    image = runner.ec2.describe_images(ImageIds=[image_id])["Images"][0]
+    assert image["Name"] == f"{instance_id}_{execution['AutomationExecutionId']}"
+    assert image["State"] == "available"
+
+
+def test_aws_delete_image_deregisters_it(runner: Runner) -> None:
+    image_id = runner.ec2.create_image(InstanceId=runner.instance(), Name=unique("corpus-delete"))["ImageId"]
+    runner.run("AWS-DeleteImage", {"ImageId": image_id})
+    assert runner.ec2.describe_images(Filters=[{"Name": "image-id", "Values": [image_id]}])["Images"] == []
+
+
+# ------------------------------------------------------- AWS-specific parameter types / Config rules
+
+
+def test_aws_enable_s3_bucket_keys_with_aws_specific_parameter_types(runner: Runner) -> None:
+    # AutomationAssumeRole is AWS::IAM::Role::Arn and BucketName AWS::S3::Bucket::Name in this runbook.
+    s3 = client_for(runner.server, "s3")
+    bucket = unique("corpus-bucket-keys").lower()
+    s3.create_bucket(Bucket=bucket)
+    runner.run("AWS-EnableS3BucketKeys", {"BucketName": bucket})
+    rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["BucketKeyEnabled"] is True
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+
+
+def test_config_remediation_enable_key_rotation_turns_rotation_on(runner: Runner) -> None:
+    kms = client_for(runner.server, "kms")
+    key_id = kms.create_key(Description="corpus e2e")["KeyMetadata"]["KeyId"]
+    runner.run("AWSConfigRemediation-EnableKeyRotation", {"KeyId": key_id})
+    assert kms.get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"] is True
+
+
+@pytest.fixture
+def ebs_default_encryption_restored(runner: Runner) -> Iterator[None]:
+    """EBS encryption by default is account-wide: put it back for the rest of the session."""
+    before = runner.ec2.get_ebs_encryption_by_default()["EbsEncryptionByDefault"]
+    yield
+    if not before:
+        runner.ec2.disable_ebs_encryption_by_default()
+
+
+@pytest.mark.usefixtures("ebs_default_encryption_restored")
+def test_config_remediation_enable_ebs_encryption_by_default(runner: Runner) -> None:
+    runner.run("AWSConfigRemediation-EnableEbsEncryptionByDefault", {})
+    assert runner.ec2.get_ebs_encryption_by_default()["EbsEncryptionByDefault"] is True
+
+
+# --------------------------------------------------------------------------- aws:executeScript
+
+
+def test_chaos_terminate_random_instance_picks_the_tagged_one_by_script(runner: Runner) -> None:
+    tag = unique("chaos")
+    instance_id = runner.instance(tags={"ChaosTarget": tag})
+    execution = runner.run(
+        "chaos-ssm-documents-terminate-random-instance-api",
+        {"AvailabilityZone": "us-east-1a", "TagName": "ChaosTarget", "TagValue": tag},
+    )
+    assert step_outputs(execution, "SelectRandomInstance")["InstanceId"] == [instance_id]
+    assert runner.state_of(instance_id) == "terminated"
+
+
+def test_create_and_tag_resources_script_creates_a_tagged_bucket_with_boto3(runner: Runner) -> None:
+    bucket = unique("corpus-tagged").lower()
+    execution = runner.run(
+        "ssm-automation-scripts-create_and_tag_resources",
+        {
+            "ResourceType": "S3",
+            "ResourceName": bucket,
+            "ResourceParameters": {"Region": "us-east-1"},
+            "Environment": "Development",
+            "Department": "Platform",
+            "Project": "conformance",
+            "Owner": "ops@example.com",
+            "CostCenter": "CC-1",
+        },
+    )
+    assert step_outputs(execution, "CreateResource")["ResourceId"] == [bucket]
+    tags = client_for(runner.server, "s3").get_bucket_tagging(Bucket=bucket)["TagSet"]
+    assert {"Key": "Environment", "Value": "Development"} in tags
+    assert {"Key": "CreatedBy", "Value": "SSM-Automation"} in tags
+
+
+# ------------------------------------------------------------------------------------- aws:loop
+
+
+def test_distribute_ami_shares_each_snapshot_in_a_loop(runner: Runner) -> None:
+    instance_id = runner.instance()
+    execution = runner.run(
+        "systems-manager-distribute-ami-distributeami",
+        {
+            "InstanceId": instance_id,
+            "TargetAccountId": OTHER_ACCOUNT,
+            "CopyAMIAnotherAccount": False,
+            "TerminateOriginalInstance": True,
+        },
+        role_parameter="SSMRole",
+    )
+    image_id = step_outputs(execution, "CreateAMI")["ImageId"][0]
+    permissions = runner.ec2.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")
+    assert {"UserId": OTHER_ACCOUNT} in permissions["LaunchPermissions"]
+    snapshots = step_outputs(execution, "GetAMISnapshots")["Snapshots"]
+    assert snapshots
+    for snapshot_id in snapshots:
+        shared = runner.ec2.describe_snapshot_attribute(
+            SnapshotId=snapshot_id, Attribute="createVolumePermission"
+        )
+        assert {"UserId": OTHER_ACCOUNT} in shared["CreateVolumePermissions"]
+    assert runner.state_of(instance_id) == "terminated"
