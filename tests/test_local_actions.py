@@ -52,7 +52,7 @@ def test_registry_is_the_supported_set() -> None:
         "aws:executeAwsApi", "aws:waitForAwsResourceProperty", "aws:assertAwsResourceProperty", "aws:branch",
         "aws:sleep", "aws:pause", "aws:approve", "aws:executeAutomation", "aws:runCommand",
         "aws:executeScript", "aws:createStack", "aws:deleteStack", "aws:executeStateMachine", "aws:loop",
-        "aws:updateVariable",
+        "aws:updateVariable", "aws:invokeLambdaFunction",
     }  # fmt: skip
 
 

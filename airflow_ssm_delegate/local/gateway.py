@@ -22,6 +22,7 @@ from airflow_ssm_delegate.local.api import (
     AutomationApi,
 )
 from airflow_ssm_delegate.local.authz import AccessDenied, RequestGuard, caller_for
+from airflow_ssm_delegate.local.lambda_invoke import invoke_function
 from airflow_ssm_delegate.local.principals import AuthenticationError
 from airflow_ssm_delegate.local.simulate import simulate_custom_policy, simulate_principal_policy
 from airflow_ssm_delegate.local.wire import (
@@ -115,6 +116,10 @@ class Gateway:
         except AccessDenied as denied:
             log.info("Denied: %s", denied)  # ARNs and actions only, never keys
             return refusal(request.protocol, "denied", str(denied))
+        if request.service == "lambda" and request.operation == "Invoke":  # moto would need Docker
+            scope = self.guard.policies.scope
+            endpoint = "/".join(request.url.split("/", 3)[:3])
+            return invoke_function(request, endpoint, scope.region, scope.account_id)
         if request.service == "iam" and request.operation in _SIMULATORS:
             return _SIMULATORS[request.operation](request.params)  # moto has no policy simulator
         if request.service == "ssm" and (

@@ -266,7 +266,13 @@ def _sts_checks(scope: Scope, operation: str, params: Mapping[str, Any]) -> list
     return [Check(f"sts:{operation}")]
 
 
+def _lambda_checks(scope: Scope, operation: str, params: Mapping[str, Any]) -> list[Check]:
+    """IAM names Lambda's Invoke API ``lambda:InvokeFunction`` (Service Authorization Reference)."""
+    return [Check("lambda:InvokeFunction" if operation == "Invoke" else f"lambda:{operation}")]
+
+
 _BY_SERVICE: dict[str, Callable[[Scope, str, Mapping[str, Any]], list[Check]]] = {
+    "lambda": _lambda_checks,
     "ec2": _ec2_checks,
     "ssm": _ssm_checks,
     "iam": _iam_checks,

@@ -12,6 +12,7 @@ from airflow_ssm_delegate.local.actions import (
     command,
     ec2,
     flow,
+    lambdas,
     loop,
     script,
     stacks,
@@ -41,6 +42,7 @@ REGISTRY: dict[str, Action] = {
     "aws:executeStateMachine": states.execute_state_machine,
     "aws:loop": loop.loop,
     "aws:updateVariable": variables.update_variable,
+    "aws:invokeLambdaFunction": lambdas.invoke_lambda_function,
 }
 SUPPORTED_ACTIONS = frozenset(REGISTRY)
 #: Actions that run code in real time: they apply timeoutSeconds themselves, in wall-clock seconds.

@@ -54,6 +54,7 @@ class PythonRun:
         context: Mapping[str, Any],
         environment: Mapping[str, str],
         limit: float,
+        lambda_context: bool = False,
     ) -> None:
         self.limit = limit
         self.workdir = Path(tempfile.mkdtemp(prefix="ssm-local-script-"))
@@ -64,8 +65,14 @@ class PythonRun:
                 raise StepFailure(f"Code file {name!r} points outside the code directory.", "Verification")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
-        request = {"module": handler[0], "function": handler[1], "events": events, "context": dict(context)}
-        (self.workdir / "request.json").write_text(json.dumps({**request, "limit": limit}), encoding="utf-8")
+        request: dict[str, Any] = {
+            "module": handler[0],
+            "function": handler[1],
+            "events": events,
+            "context": dict(context),
+        }
+        request.update(limit=limit, **{"lambda": lambda_context})
+        (self.workdir / "request.json").write_text(json.dumps(request), encoding="utf-8")
         env = {key: os.environ[key] for key in _INHERITED if key in os.environ}
         env.update(_ISOLATION)
         env.update(environment)
@@ -123,6 +130,13 @@ def _discard(process: subprocess.Popen[bytes], workdir: Path, log: Any) -> None:
         process.wait()
     log.close()
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_to_end(run: PythonRun) -> dict[str, Any]:
+    """Block until ``run`` ends (for callers that must answer synchronously, e.g. Lambda's Invoke)."""
+    while (result := run.result()) is None:
+        time.sleep(0.01)
+    return result
 
 
 def wait_for(ctx: StepContext, run: PythonRun, finish: Callable[[dict[str, Any]], Outcome]) -> Outcome:

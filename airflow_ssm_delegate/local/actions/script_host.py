@@ -15,6 +15,7 @@ import importlib
 import json
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -36,13 +37,27 @@ def _failure(error: BaseException) -> dict[str, Any]:
     }
 
 
+class LambdaContext:
+    """The attributes and method a Lambda handler's ``context`` has (a dict would break handlers)."""
+
+    def __init__(self, fields: dict[str, Any], deadline: float) -> None:
+        self.__dict__.update(fields)
+        self._deadline = deadline
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
 def main(workdir: Path) -> int:
     request = json.loads((workdir / "request.json").read_text(encoding="utf-8"))
     signal.alarm(max(1, int(request["limit"]) + 1))
     sys.path.insert(0, str(workdir / "code"))
+    context = request["context"]
+    if request.get("lambda"):
+        context = LambdaContext(context, time.monotonic() + float(request["limit"]))
     try:
         handler = getattr(importlib.import_module(request["module"]), request["function"])
-        payload = handler(request["events"], request["context"])
+        payload = handler(request["events"], context)
     except BaseException as error:  # the script's own failure is the step's failure message
         _write(workdir, _failure(error))
         return 1
