@@ -49,6 +49,7 @@ def fail(h: Harness, *steps: dict[str, Any]) -> dict[str, Any]:
 def test_registry_is_the_supported_set() -> None:
     assert set(REGISTRY) == {
         "aws:runInstances", "aws:createTags", "aws:changeInstanceState", "aws:createImage", "aws:deleteImage",
+        "aws:copyImage",
         "aws:executeAwsApi", "aws:waitForAwsResourceProperty", "aws:assertAwsResourceProperty", "aws:branch",
         "aws:sleep", "aws:pause", "aws:approve", "aws:executeAutomation", "aws:runCommand",
         "aws:executeScript", "aws:createStack", "aws:deleteStack", "aws:executeStateMachine", "aws:loop",

@@ -73,3 +73,36 @@ def test_run_instances_passes_metadata_options(h: Harness, ec2: Any) -> None:
     assert execution["AutomationExecutionStatus"] == "Success", execution
     [instance_id] = execution["Outputs"]["Launch.InstanceIds"]
     assert instance(ec2, instance_id)["MetadataOptions"]["HttpTokens"] == "required"
+
+
+def test_copy_image_copies_and_waits_for_the_copy(h: Harness, ec2: Any) -> None:
+    inputs = {
+        "SourceImageId": AMI,
+        "SourceRegion": "us-east-1",
+        "ImageName": "copied-image",
+        "ImageDescription": "a copy",
+        "Encrypted": "false",
+    }
+    document = runbook(
+        step("Copy", "aws:copyImage", inputs=inputs), outputs=["Copy.ImageId", "Copy.ImageState"]
+    )
+    execution = h.finish(h.run(document))
+    assert execution["AutomationExecutionStatus"] == "Success", execution
+    [image_id] = execution["Outputs"]["Copy.ImageId"]
+    assert image_id != AMI
+    assert execution["Outputs"]["Copy.ImageState"] == ["available"]
+    image = ec2.describe_images(ImageIds=[image_id])["Images"][0]
+    assert (image["Name"], image["Description"]) == ("copied-image", "a copy")
+
+
+def test_execute_automation_refuses_rate_control_inputs_by_name(h: Harness) -> None:
+    h.documents.add("Child", runbook(step("Nap", "aws:sleep", inputs={"Duration": "PT1S"})))
+    inputs = {
+        "DocumentName": "Child",
+        "TargetParameterName": "InstanceId",
+        "Targets": [{"Key": "tag:A", "Values": ["b"]}],
+    }
+    execution = h.finish(h.run(runbook(step("Child", "aws:executeAutomation", inputs=inputs))))
+    failed = steps_by_name(execution)["Child"]
+    assert failed["StepStatus"] == "Failed"
+    assert "does not support TargetParameterName, Targets" in failed["FailureMessage"]

@@ -27,6 +27,7 @@ REGISTRY: dict[str, Action] = {
     "aws:changeInstanceState": ec2.change_instance_state,
     "aws:createImage": ec2.create_image,
     "aws:deleteImage": ec2.delete_image,
+    "aws:copyImage": ec2.copy_image,
     "aws:executeAwsApi": api.execute_aws_api,
     "aws:waitForAwsResourceProperty": api.wait_for_aws_resource_property,
     "aws:assertAwsResourceProperty": api.assert_aws_resource_property,

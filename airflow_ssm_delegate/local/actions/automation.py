@@ -17,7 +17,17 @@ from airflow_ssm_delegate.local.actions.base import (
     require,
 )
 
-_INPUTS = frozenset({"DocumentName", "DocumentVersion", "RuntimeParameters", "Tags"})
+#: https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-action-executeAutomation.html
+#: Rate control and multi-account inputs are passed on, so the child's start refuses them by name.
+_RATE_CONTROL = (
+    "MaxConcurrency",
+    "MaxErrors",
+    "TargetLocations",
+    "TargetMaps",
+    "TargetParameterName",
+    "Targets",
+)
+_INPUTS = frozenset({"DocumentName", "DocumentVersion", "RuntimeParameters", "Tags", *_RATE_CONTROL})
 
 
 def _api_value(value: Any) -> list[str]:
@@ -46,6 +56,9 @@ def execute_automation(ctx: StepContext) -> Outcome:
         request["DocumentVersion"] = str(ctx.inputs["DocumentVersion"])
     if ctx.inputs.get("Tags"):
         request["Tags"] = ctx.inputs["Tags"]
+    request.update(
+        {key: ctx.inputs[key] for key in _RATE_CONTROL if ctx.inputs.get(key) not in (None, "", [])}
+    )
     child_id = ctx.start_child(request)
 
     def on_finished(current: StepContext, _signal: Signal) -> Outcome:

@@ -214,7 +214,33 @@ def create_image(ctx: StepContext) -> Outcome:
         request["NoReboot"] = str(ctx.inputs["NoReboot"]).lower() == "true"
     if "BlockDeviceMappings" in ctx.inputs:
         request["BlockDeviceMappings"] = ctx.inputs["BlockDeviceMappings"]
-    image_id = ctx.client("ec2").create_image(**request)["ImageId"]
+    return _wait_for_image(ctx, ctx.client("ec2").create_image(**request)["ImageId"])
+
+
+#: https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-action-copyimage.html
+_COPY_IMAGE_INPUTS = {
+    "SourceImageId": "SourceImageId",
+    "SourceRegion": "SourceRegion",
+    "ImageName": "Name",
+    "ImageDescription": "Description",
+    "Encrypted": "Encrypted",
+    "KmsKeyId": "KmsKeyId",
+    "ClientToken": "ClientToken",
+}
+
+
+def copy_image(ctx: StepContext) -> Outcome:
+    reject_unknown_inputs(ctx.inputs, "aws:copyImage", frozenset(_COPY_IMAGE_INPUTS))
+    for name in ("SourceImageId", "SourceRegion", "ImageName"):
+        require(ctx.inputs, name, str)
+    request = {api: ctx.inputs[key] for key, api in _COPY_IMAGE_INPUTS.items() if key in ctx.inputs}
+    if "Encrypted" in request:
+        request["Encrypted"] = _flag(ctx.inputs, "Encrypted")
+    return _wait_for_image(ctx, ctx.client("ec2").copy_image(**request)["ImageId"])
+
+
+def _wait_for_image(ctx: StepContext, image_id: str) -> Outcome:
+    """Poll until the image is available (outputs ImageId, ImageState); fail if it ends otherwise."""
 
     def check(current: StepContext) -> Outcome | None:
         images = current.client("ec2").describe_images(ImageIds=[image_id]).get("Images", [])
