@@ -74,6 +74,10 @@ class Deployment:
         publish_document(admin_ssm, describe, self.describe)
         iam = client_for(server, "iam")
         self.role = self._role(iam, unique("ListedRole"))
+        describe_only = {"Effect": "Allow", "Action": "ec2:DescribeInstances", "Resource": "*"}
+        iam.put_role_policy(
+            RoleName=self.role.rsplit("/", 1)[1], PolicyName="describe", PolicyDocument=_json([describe_only])
+        )
         self.other_role = self._role(iam, unique("OtherRole"))
         self.policy = DelegationPolicy.from_mapping(
             {
