@@ -1,14 +1,16 @@
-"""The policies ``airflow-ssm-delegate iam`` generates: their shape, and least privilege shown on the runtime.
+"""The policies ``airflow-ssm-delegate iam --policy`` compiles: their shape, and least privilege shown on
+the runtime.
 
 The launch story (author publishes, operator reads and starts LaunchTaggedInstance under the service
-role, the role launches and tags, the operator watches it to Success) succeeds with the generated
-policies — and fails with any single statement removed from any of them.
+role with Airflow's audit tags, the role launches and tags, the operator watches it to Success) succeeds
+with the compiled policies — and fails with any single statement removed from any of them.
 """
 
 from __future__ import annotations
 
 import copy
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -16,22 +18,37 @@ from botocore.exceptions import ClientError
 
 from airflow_ssm_delegate.documents.bundled import BUNDLED_RUNBOOKS, runbook_path
 from airflow_ssm_delegate.documents.publish import publish_document
-from airflow_ssm_delegate.iam import generate_policies
+from airflow_ssm_delegate.iam import Scope
+from airflow_ssm_delegate.iam_compile import compile_policies
+from airflow_ssm_delegate.policy import AUDIT_TAG_KEYS, DelegationPolicy
 from airflow_ssm_delegate.status import TERMINAL_STATUSES
 from tests.fixtures.local_runtime import client_for, policy_document, unique
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from airflow_ssm_delegate.local.server import LocalAutomationServer
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 LAUNCH = runbook_path("LaunchTaggedInstance")
 POLICY_KEYS = ("service_role_trust_policy", "service_role_policy", "operator_policy", "author_policy")
+# What the provider puts on every start (the compiled operator policy requires them).
+AUDIT_TAGS = [{"Key": key, "Value": "test"} for key in AUDIT_TAG_KEYS]
 
 
-def policies_for(paths: list[Any], role: str = "AutomationRole", **kwargs: Any) -> dict[str, Any]:
-    return generate_policies(paths, role_name=role, account=ACCOUNT, region=REGION, **kwargs)
+def policies_for(
+    paths: list[Any],
+    role: str = "AutomationRole",
+    names: dict[str, str] | None = None,
+    pinned_versions: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """What `airflow-ssm-delegate iam --policy` prints for a policy listing ``paths`` under ``role``."""
+    documents: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        name = (names or {}).get(str(path), Path(path).stem)
+        documents[name] = {"roles": [f"arn:aws:iam::{ACCOUNT}:role/{role}"]}
+        if name in (pinned_versions or {}):
+            documents[name]["version"] = (pinned_versions or {})[name]
+    policy = DelegationPolicy.from_mapping({"documents": documents}, "test policy")
+    return compile_policies(policy, Scope(ACCOUNT, REGION), paths, names).policies
 
 
 def statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
@@ -81,15 +98,15 @@ def test_service_role_policy_is_scoped_by_the_runbook() -> None:
 def test_operator_policy_starts_exactly_the_runbooks_and_passes_only_the_role() -> None:
     policy = policies_for([LAUNCH], role="Runner", pinned_versions={"LaunchTaggedInstance": "3"})
     by_sid = {s["Sid"]: s for s in statements(policy["operator_policy"])}
-    assert by_sid["StartApprovedRunbooks"]["Resource"] == (
+    assert by_sid["StartListedRunbooks"]["Resource"] == (
         f"arn:aws:ssm:{REGION}:{ACCOUNT}:automation-definition/LaunchTaggedInstance:3"
     )
     assert (
-        by_sid["WatchAndControlExecutions"]["Resource"]
+        by_sid["WatchAndControlAirflowExecutionsOnly"]["Resource"]
         == f"arn:aws:ssm:{REGION}:{ACCOUNT}:automation-execution/*"
     )
-    assert by_sid["PassTheServiceRoleToSsmOnly"] == {
-        "Sid": "PassTheServiceRoleToSsmOnly",
+    assert by_sid["PassListedRolesToSsmOnly"] == {
+        "Sid": "PassListedRolesToSsmOnly",
         "Effect": "Allow",
         "Action": "iam:PassRole",
         "Resource": f"arn:aws:iam::{ACCOUNT}:role/Runner",
@@ -97,11 +114,6 @@ def test_operator_policy_starts_exactly_the_runbooks_and_passes_only_the_role() 
     }
     (author,) = statements(policy["author_policy"])
     assert author["Resource"] == f"arn:aws:ssm:{REGION}:{ACCOUNT}:document/LaunchTaggedInstance"
-
-
-def test_unknown_pin_is_refused() -> None:
-    with pytest.raises(ValueError, match="--pin names Nope, which is not among the runbooks"):
-        policies_for([LAUNCH], pinned_versions={"Nope": "1"})
 
 
 # --- least privilege, shown on the local runtime -------------------------------------------------
@@ -180,8 +192,11 @@ def launch_story(server: LocalAutomationServer, key: str | None = None, index: i
                 "Owner": ["jane.doe@example.com"],
                 "CostCenter": ["CC-2002"],
             },
+            Tags=AUDIT_TAGS,
         )["AutomationExecutionId"]
         execution = watch(ssm, execution_id)
+        # The hook pages the steps this way when GetAutomationExecution truncates them.
+        ssm.describe_automation_step_executions(AutomationExecutionId=execution_id)
     except ClientError as error:
         return f"{error.operation_name}: {error.response['Error']['Code']}"
     if execution["AutomationExecutionStatus"] != "Success":
@@ -242,12 +257,12 @@ def test_a_pinned_operator_can_start_only_the_pinned_version(
     for version in ("2", "$DEFAULT", "$LATEST"):
         with pytest.raises(ClientError) as refused:
             ssm.start_automation_execution(
-                DocumentName=document, DocumentVersion=version, Parameters=parameters
+                DocumentName=document, DocumentVersion=version, Parameters=parameters, Tags=AUDIT_TAGS
             )
         assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
         assert f"automation-definition/{document}:2" in refused.value.response["Error"]["Message"]
     # Version 1 is allowed (the role does not exist, so the execution itself fails later: not the point here).
     started = ssm.start_automation_execution(
-        DocumentName=document, DocumentVersion="1", Parameters=parameters
+        DocumentName=document, DocumentVersion="1", Parameters=parameters, Tags=AUDIT_TAGS
     )
     assert started["AutomationExecutionId"]
