@@ -106,3 +106,15 @@ def test_execute_automation_refuses_rate_control_inputs_by_name(h: Harness) -> N
     failed = steps_by_name(execution)["Child"]
     assert failed["StepStatus"] == "Failed"
     assert "does not support TargetParameterName, Targets" in failed["FailureMessage"]
+
+
+def test_a_list_reference_inside_a_list_is_spliced_as_aws_does(h: Harness, ec2: Any) -> None:
+    """Published runbooks write ``InstanceIds: ["{{ find.InstanceIds }}"]`` for a StringList."""
+    ids = [stopped_instance(ec2), stopped_instance(ec2)]
+    inputs = {"InstanceIds": ["{{ Ids }}"], "DesiredState": "running"}
+    document = runbook(
+        step("Start", "aws:changeInstanceState", inputs=inputs), parameters={"Ids": {"type": "StringList"}}
+    )
+    execution = h.finish(h.run(document, {"Ids": ids}))
+    assert execution["AutomationExecutionStatus"] == "Success", execution
+    assert [instance(ec2, i)["State"]["Name"] for i in ids] == ["running", "running"]

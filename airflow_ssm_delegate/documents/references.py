@@ -39,7 +39,9 @@ def render(value: Any, resolve: Callable[[str], Any]) -> Any:
 
     A string that is exactly one ``{{ X }}`` becomes the resolved value itself, keeping its type (so an
     ``InstanceIds`` list stays a list, as AWS passes it); inside a longer string each reference becomes
-    its text. Mapping keys are left as written.
+    its text. Mapping keys are left as written. In a list, an item that is exactly one reference to a
+    list is spliced in (``InstanceIds: ["{{ find.InstanceIds }}"]`` is the found ids, not a list in a
+    list), as published runbooks rely on AWS doing.
     """
     if isinstance(value, str):
         whole = REFERENCE.fullmatch(value)
@@ -49,5 +51,10 @@ def render(value: Any, resolve: Callable[[str], Any]) -> Any:
     if isinstance(value, Mapping):
         return {key: render(item, resolve) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [render(item, resolve) for item in value]
+        rendered: list[Any] = []
+        for item in value:
+            result = render(item, resolve)
+            spliced = isinstance(item, str) and REFERENCE.fullmatch(item) and isinstance(result, list)
+            rendered.extend(result) if spliced else rendered.append(result)
+        return rendered
     return value
