@@ -38,6 +38,10 @@ def test_make_demo_runs_the_story_through_airflow_and_reports_success(tmp_path: 
     assert re.search(
         r"operator's own ec2:RunInstances refused \((UnauthorizedOperation|AccessDenied)\)", output
     )
+    assert (
+        "bypass: boto3 StartAutomationExecution of Unapproved (not in the delegation policy) with the "
+        "operator's keys refused by IAM (AccessDeniedException)"
+    ) in output
     launch = re.search(r"execution (\S+) Success; started by (\S+) under role (\S+)", output)
     assert launch, output
     assert launch.group(2).endswith(":user/airflow-operator")

@@ -4,7 +4,8 @@
    Airflow subprocesses call it) on a fast simulated clock.
 2. Provisions the story (:mod:`airflow_ssm_delegate.local.story`): operator denied ``ec2:*``, service
    role, runbooks published by the author, delegation policy pinning them.
-3. Shows the operator's direct ``RunInstances`` refused.
+3. Shows the operator's direct ``RunInstances`` refused, and a start of a runbook the policy does not list
+   made with the operator's keys straight from boto3 (what DAG code could do) refused by IAM.
 4. Runs ``launch_tagged_instance`` with ``airflow dags test`` (project-local AIRFLOW_HOME, SQLite).
 5. Runs ``long_running_maintenance`` (over 12 simulated hours) the same way, with a progress line; the demo
    answers the runbook's approval step as the approver (``dags test`` runs one task at a time, so the
@@ -36,6 +37,7 @@ from botocore.exceptions import ClientError
 from airflow_ssm_delegate.examples import pool_set_command
 from airflow_ssm_delegate.local.server import LocalAutomationServer
 from airflow_ssm_delegate.local.story import LOCAL_AMI_ID, Story, StoryError, provision_on_server
+from airflow_ssm_delegate.policy import AUDIT_TAG_KEYS
 from airflow_ssm_delegate.status import SUCCESS_STATUSES
 
 if TYPE_CHECKING:
@@ -58,6 +60,8 @@ DEFAULT_TIME_SCALE = 3600.0
 # runs the maintenance in about 13 minutes.
 AIRFLOW_UI_TIME_SCALE = 60.0
 MONITOR_INTERVAL_S = 0.5
+# A runbook the delegation policy does not list: the demo's bypass attempt names it.
+UNLISTED_RUNBOOK = "Unapproved"
 
 
 class DemoFailure(RuntimeError):
@@ -154,6 +158,27 @@ def _show_direct_launch_refused(story: Story, report: Report) -> None:
         return
     instance = reservation["Instances"][0]["InstanceId"]
     report.check(False, f"operator's own ec2:RunInstances was ALLOWED (launched {instance})")
+
+
+def _show_unlisted_start_refused(story: Story, report: Report) -> None:
+    """What DAG code could try with the operator's keys, skipping the provider: IAM refuses it."""
+    ssm = story.client("ssm", story.operator)
+    audit = [{"Key": key, "Value": "demo"} for key in AUDIT_TAG_KEYS]
+    try:
+        started = ssm.start_automation_execution(
+            DocumentName=UNLISTED_RUNBOOK,
+            Parameters={"AutomationAssumeRole": [story.service_role_arn]},
+            Tags=audit,
+        )
+    except ClientError as error:
+        code = error.response["Error"]["Code"]
+        report.check(
+            True,
+            f"bypass: boto3 StartAutomationExecution of {UNLISTED_RUNBOOK} (not in the delegation policy) "
+            f"with the operator's keys refused by IAM ({code})",
+        )
+        return
+    report.check(False, f"bypass: {UNLISTED_RUNBOOK} was STARTED ({started['AutomationExecutionId']})")
 
 
 class Progress(NamedTuple):
@@ -313,6 +338,7 @@ def run_story(args: argparse.Namespace, server: LocalAutomationServer) -> Report
     report.add(f"  operator       {story.operator.arn} (Airflow's aws_default; denied ec2:*)")
     report.add(f"  service role   {story.service_role_arn} (trusted by ssm.amazonaws.com only)")
     _show_direct_launch_refused(story, report)
+    _show_unlisted_start_refused(story, report)
 
     airflow = Airflow(workdir / "airflow", story, args.dags_folder, workdir / "logs")
     report.add(f"Preparing Airflow in {airflow.home} (SQLite, logs in {airflow.log_dir})")
