@@ -28,6 +28,7 @@ from botocore.stub import Stubber
 
 from airflow_ssm_delegate import cli
 from airflow_ssm_delegate.hooks.automation import SsmAutomationHook
+from tests import corpus_support
 from tests.corpus_support import (
     ROLE_ARN,
     CorpusEntry,
@@ -65,6 +66,28 @@ def test_the_manifest_lists_enough_licensed_runbooks() -> None:
         assert len(entry.commit) == 40 and int(entry.commit, 16) >= 0, entry
         assert entry.licence in {"MIT", "MIT-0", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause"}, entry
         assert len(entry.sha256) == 64, entry
+
+
+def test_without_a_corpus_the_cases_skip_naming_both_places(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv(corpus_support.CORPUS_ENV, raising=False)
+    monkeypatch.setattr(corpus_support, "DEFAULT_ROOT", tmp_path / "absent")
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        runbook_text(ENTRIES[0])
+    assert corpus_support.CORPUS_ENV in str(skipped.value)
+    assert str(tmp_path / "absent") in str(skipped.value)
+
+
+def test_a_corpus_file_that_differs_from_the_manifest_fails(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    entry = ENTRIES[0]
+    (tmp_path / entry.file).parent.mkdir(parents=True)
+    (tmp_path / entry.file).write_text("schemaVersion: '0.3'\n")
+    monkeypatch.setenv(corpus_support.CORPUS_ENV, str(tmp_path))
+    with pytest.raises(AssertionError, match="differs from the manifest"):
+        runbook_text(entry)
 
 
 # ------------------------------------------------------------------------------------------ hook

@@ -227,6 +227,27 @@ def test_config_remediation_enable_ebs_encryption_by_default(runner: Runner) -> 
     assert runner.ec2.get_ebs_encryption_by_default()["EbsEncryptionByDefault"] is True
 
 
+def test_config_remediation_enable_cloudtrail_log_file_validation(runner: Runner) -> None:
+    bucket = unique("corpus-trail").lower()
+    client_for(runner.server, "s3").create_bucket(Bucket=bucket)
+    cloudtrail = client_for(runner.server, "cloudtrail")
+    trail = cloudtrail.create_trail(Name=unique("corpus-trail"), S3BucketName=bucket)["Name"]
+    runner.run("AWSConfigRemediation-EnableCloudTrailLogFileValidation", {"TrailName": trail})
+    assert cloudtrail.get_trail(Name=trail)["Trail"]["LogFileValidationEnabled"] is True
+
+
+# ------------------------------------------------------------------------------- CloudFormation
+
+
+def test_aws_delete_cloudformation_stack_deletes_it(runner: Runner) -> None:
+    cloudformation = client_for(runner.server, "cloudformation")
+    template = '{"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}'
+    stack_id = cloudformation.create_stack(StackName=unique("corpus-stack"), TemplateBody=template)["StackId"]
+    runner.run("AWS-DeleteCloudFormationStack", {"StackNameOrId": stack_id})
+    stack = cloudformation.describe_stacks(StackName=stack_id)["Stacks"][0]
+    assert stack["StackStatus"] == "DELETE_COMPLETE"
+
+
 # --------------------------------------------------------------------------- aws:executeScript
 
 
