@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_ssm_delegate.connection import ConnectionSettings
+from airflow_ssm_delegate.status import TERMINAL_STATUSES
 from airflow_ssm_delegate.triggers.automation import SsmAutomationExecutionTrigger
 from tests.fixtures.stubbed_ssm import stubbed_hook
 
@@ -53,16 +54,32 @@ def add_describe(stubber: Stubber, ids: list[str], *items: dict[str, Any]) -> No
     )
 
 
+def add_poll(stubber: Stubber, ids: list[str], *items: dict[str, Any]) -> None:
+    """A trigger's status poll; an execution it reports ended is then read once more (the final Get)."""
+    add_describe(stubber, ids, *items)
+    for item in items:
+        if item["AutomationExecutionStatus"] in TERMINAL_STATUSES:
+            add_final_get(stubber, item)
+
+
+def add_final_get(stubber: Stubber, item: dict[str, Any]) -> None:
+    """The watch's one GetAutomationExecution at the end (outputs, step records for the summary log)."""
+    stubber.add_response(
+        "get_automation_execution",
+        {"AutomationExecution": item},
+        {"AutomationExecutionId": item["AutomationExecutionId"]},
+    )
+
+
 def add_sleep_runbook(
     stubber: Stubber, answer: Callable[[dict[str, Any]], dict[str, Any]] = lambda response: response
 ) -> None:
-    """Stub the step-aware schedule's reads of runbook "Maintenance" v1 (``SLEEP_RUNBOOK``): GetDocument,
-    then DescribeDocument; ``answer`` may decorate each response (e.g. with the runtime's clock headers)."""
+    """Stub the step-aware schedule's read of runbook "Maintenance" v1 (``SLEEP_RUNBOOK``): one GetDocument;
+    ``answer`` may decorate each response (e.g. with the runtime's clock headers)."""
     version = {"Name": "Maintenance", "DocumentVersion": "1"}
     stubber.add_response(
         "get_document", answer({**version, "Content": SLEEP_RUNBOOK, "DocumentFormat": "YAML"}), version
     )
-    stubber.add_response("describe_document", answer({"Document": {"Name": "Maintenance"}}), version)
 
 
 @pytest.fixture
@@ -112,8 +129,8 @@ def test_trigger_requires_an_execution_id() -> None:
 
 async def test_success_after_polls(stub: Stubber, clock: FastClock) -> None:
     execution_id = new_id()
-    add_describe(stub, [execution_id], metadata(execution_id, "InProgress"))
-    add_describe(stub, [execution_id], metadata(execution_id, "Success"))
+    add_poll(stub, [execution_id], metadata(execution_id, "InProgress"))
+    add_poll(stub, [execution_id], metadata(execution_id, "Success"))
     trigger = SsmAutomationExecutionTrigger(execution_id, aws_conn_id=None, waiter_delay=30, step_aware=False)
     started = clock.now()
     event = await first_event(trigger)
@@ -123,8 +140,8 @@ async def test_success_after_polls(stub: Stubber, clock: FastClock) -> None:
 
 async def test_waiter_max_attempts_gives_up_with_an_error_event(stub: Stubber, clock: FastClock) -> None:
     execution_id = new_id()
-    add_describe(stub, [execution_id], metadata(execution_id, "InProgress"))
-    add_describe(stub, [execution_id], metadata(execution_id, "InProgress"))
+    add_poll(stub, [execution_id], metadata(execution_id, "InProgress"))
+    add_poll(stub, [execution_id], metadata(execution_id, "InProgress"))
     trigger = SsmAutomationExecutionTrigger(
         execution_id, aws_conn_id=None, waiter_delay=30, step_aware=False, waiter_max_attempts=2
     )
@@ -139,7 +156,7 @@ async def test_waiter_max_attempts_gives_up_with_an_error_event(stub: Stubber, c
 @pytest.mark.parametrize("status", ["Failed", "Cancelled", "TimedOut", "Rejected", "CompletedWithFailure"])
 async def test_failure_statuses_fire_a_failure_event(stub: Stubber, clock: FastClock, status: str) -> None:
     execution_id = new_id()
-    add_describe(stub, [execution_id], metadata(execution_id, status))
+    add_poll(stub, [execution_id], metadata(execution_id, status))
     event = await first_event(SsmAutomationExecutionTrigger(execution_id, aws_conn_id=None, step_aware=False))
     assert event["status"] == "failure"
     assert event["execution_status"] == status
@@ -149,7 +166,7 @@ async def test_waits_through_a_sleep_with_few_calls(stub: Stubber, clock: FastCl
     """A 2-hour aws:sleep with a 30 s waiter_delay and a 1 h cap: 3 status calls instead of 240."""
     execution_id = new_id()
     meta = {"DocumentName": "Maintenance", "DocumentVersion": "1"}
-    add_describe(stub, [execution_id], metadata(execution_id, "InProgress", "window", **meta))
+    add_poll(stub, [execution_id], metadata(execution_id, "InProgress", "window", **meta))
     add_sleep_runbook(stub)
     stub.add_response(
         "describe_automation_step_executions",
@@ -166,8 +183,8 @@ async def test_waits_through_a_sleep_with_few_calls(stub: Stubber, clock: FastCl
         },
         {"AutomationExecutionId": execution_id},
     )
-    add_describe(stub, [execution_id], metadata(execution_id, "InProgress", "window", **meta))
-    add_describe(stub, [execution_id], metadata(execution_id, "Success", **meta))
+    add_poll(stub, [execution_id], metadata(execution_id, "InProgress", "window", **meta))
+    add_poll(stub, [execution_id], metadata(execution_id, "Success", **meta))
     started = clock.now()
     trigger = SsmAutomationExecutionTrigger(
         execution_id, aws_conn_id=None, waiter_delay=30, max_poll_interval=3600
@@ -186,7 +203,7 @@ async def test_throttling_is_retried_without_failing(stub: Stubber, clock: FastC
     stub.add_client_error(
         "describe_automation_executions", "InternalServerError", "oops", http_status_code=500
     )
-    add_describe(stub, [execution_id], metadata(execution_id, "Success"))
+    add_poll(stub, [execution_id], metadata(execution_id, "Success"))
     trigger = SsmAutomationExecutionTrigger(execution_id, aws_conn_id=None, step_aware=False)
     assert (await first_event(trigger))["status"] == "success"
 
@@ -235,7 +252,7 @@ async def test_restarted_trigger_reports_an_execution_that_ended_meanwhile(
     execution_id = new_id()
     original = SsmAutomationExecutionTrigger(execution_id, aws_conn_id=None, step_aware=False)
     _, kwargs = original.serialize()
-    add_describe(stub, [execution_id], metadata(execution_id, "Success"))
+    add_poll(stub, [execution_id], metadata(execution_id, "Success"))
     started = clock.now()
     event = await first_event(SsmAutomationExecutionTrigger(**kwargs))
     assert event["status"] == "success"
@@ -281,6 +298,7 @@ async def test_step_aware_waits_follow_the_endpoint_clock(
         at(start + timedelta(hours=2), {"AutomationExecutionMetadataList": [done]}),
         describe,
     )
+    add_final_get(stub, done)
     from airflow_ssm_delegate.clocks import ServerClock
 
     waits: list[float] = []
@@ -306,10 +324,10 @@ async def test_step_aware_waits_follow_the_endpoint_clock(
 async def test_unreadable_step_records_only_cost_the_optimisation(stub: Stubber, clock: FastClock) -> None:
     execution_id = new_id()
     meta = {"DocumentName": "Maintenance", "DocumentVersion": "1"}
-    add_describe(stub, [execution_id], metadata(execution_id, "InProgress", "window", **meta))
+    add_poll(stub, [execution_id], metadata(execution_id, "InProgress", "window", **meta))
     add_sleep_runbook(stub)
     stub.add_client_error("describe_automation_step_executions", "AccessDeniedException", "no")
-    add_describe(stub, [execution_id], metadata(execution_id, "Success", **meta))
+    add_poll(stub, [execution_id], metadata(execution_id, "Success", **meta))
     started = clock.now()
     event = await first_event(SsmAutomationExecutionTrigger(execution_id, aws_conn_id=None, waiter_delay=30))
     assert event["status"] == "success"

@@ -221,6 +221,8 @@ class AutomationEngine:
         #: AWS runs 100 automations at once per account; None = no limit. Settable, e.g. to test the
         #: AutomationExecutionLimitExceededException path of a client.
         self.max_running_executions: int | None = None
+        #: Told of every execution and step status change (the runtime's EventBridge events).
+        self.observer: Callable[[Execution, StepRecord | None], None] | None = None
 
     # ----------------------------------------------------------------------------------------- API
     def start(self, request: dict[str, Any], caller: Caller) -> str:
@@ -390,6 +392,7 @@ class AutomationEngine:
                 tags=tags,
                 started=self.clock.now(),
                 parent_id=parent.id if parent else None,
+                observer=self.observer,
             )
             self._executions[execution.id] = execution
             self._flows[execution.id] = _Flow(initial_values(runbook.variables))

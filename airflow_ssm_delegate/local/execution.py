@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_ssm_delegate.status import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import datetime
 
     from airflow_ssm_delegate.documents.model import Runbook, StepSpec
@@ -52,6 +53,14 @@ class StepRecord:
     inputs: dict[str, Any] = field(default_factory=dict)  # rendered values
     values: dict[str, Any] = field(default_factory=dict)  # outputs, typed (for {{ step.Output }})
     failure: StepFailure | None = None
+    owner: Execution | None = field(default=None, repr=False, compare=False)  # set when it becomes current
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        changed = name == "status" and getattr(self, name, None) != value
+        object.__setattr__(self, name, value)
+        owner = self.owner
+        if changed and owner is not None and owner.observer is not None:
+            owner.observer(owner, self)
 
     def to_api(self) -> dict[str, Any]:
         spec = self.spec
@@ -124,6 +133,19 @@ class Execution:
     critical_failure: bool = False
     timed_out: bool = False
     children: list[str] = field(default_factory=list)
+    #: Told of every status change of the execution (step None) and of its steps, as it happens, under
+    #: ``lock`` (the runtime's EventBridge events, ``local.events``); set by the engine.
+    observer: Callable[[Execution, StepRecord | None], None] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        changed = name == "status" and getattr(self, name, None) != value
+        object.__setattr__(self, name, value)
+        if name == "current" and value is not None:
+            value.owner = self
+        elif changed and self.observer is not None:
+            self.observer(self, None)
 
     @property
     def finished(self) -> bool:

@@ -31,6 +31,7 @@ from airflow_ssm_delegate.local.authz import IamAuthorizer, PolicyEngine, Reques
 from airflow_ssm_delegate.local.clock import SimulatedClock
 from airflow_ssm_delegate.local.definitions import DocumentLoader
 from airflow_ssm_delegate.local.engine import AutomationEngine
+from airflow_ssm_delegate.local.events import EventEmitter
 from airflow_ssm_delegate.local.gateway import Gateway
 from airflow_ssm_delegate.local.principals import PARTITION
 from airflow_ssm_delegate.local.resources import Scope
@@ -79,6 +80,7 @@ class LocalAutomationServer:
         self.authorizer = IamAuthorizer(self._policies)  # the engine's Authorizer (IAM as AWS decides it)
         self.engine: AutomationEngine | None = None
         self.clock: SimulatedClock | None = None
+        self.events: EventEmitter | None = None  # Automation's EventBridge events (local.events)
 
     # --- configuration ---------------------------------------------------------------------------
 
@@ -176,6 +178,9 @@ class LocalAutomationServer:
                 return
             assert self._server is not None and self._thread is not None and self.engine is not None
             self.engine.shutdown()
+            if self.events is not None:
+                self.events.close()
+                self.events = None
             self._server.shutdown()
             self._server.server_close()
             self._thread.join()
@@ -208,7 +213,7 @@ class LocalAutomationServer:
 
     def _build_engine(self) -> AutomationEngine:
         assert self.clock is not None
-        return AutomationEngine(
+        engine = AutomationEngine(
             clock=self.clock,
             endpoint_url=self.endpoint_url,
             region=self.region,
@@ -216,6 +221,9 @@ class LocalAutomationServer:
             authorizer=self.authorizer,
             load_document=DocumentLoader(self.account_id, self.region),
         )
+        self.events = EventEmitter(self.clock, self.region, self.account_id)
+        engine.observer = self.events
+        return engine
 
 
 def _bootstrap_admin(account_id: str, region: str, keep: Mapping[str, str] | None = None) -> dict[str, str]:

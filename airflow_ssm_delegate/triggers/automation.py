@@ -17,21 +17,19 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from airflow_ssm_delegate.clocks import settings_scale
 from airflow_ssm_delegate.compat import BaseTrigger, TriggerEvent
 from airflow_ssm_delegate.connection import ConnectionSettings
-from airflow_ssm_delegate.polling import (
-    DEFAULT_MAX_POLL_INTERVAL,
-    ExecutionWatch,
-    PollSchedule,
-    execution_status,
-)
+from airflow_ssm_delegate.polling import DEFAULT_MAX_POLL_INTERVAL, PollSchedule, execution_status
 from airflow_ssm_delegate.retry import ALREADY_ENDED_CODES, error_code
-from airflow_ssm_delegate.status import SUCCESS_STATUSES, TERMINAL_STATUSES
+from airflow_ssm_delegate.status import SUCCESS_STATUSES
+from airflow_ssm_delegate.triggers.events import get_feed, queue_url_from_connection
+from airflow_ssm_delegate.triggers.monitor import ExecutionMonitor, GaveUp, MonitorSettings
 from airflow_ssm_delegate.triggers.poller import get_poller
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+
+    from airflow_ssm_delegate.triggers.events import EventFeed
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +37,9 @@ EVENT_SUCCESS = "success"
 EVENT_FAILURE = "failure"
 EVENT_ERROR = "error"
 ON_KILL_TIMEOUT_S = 30.0
+#: With events, the safety-net poll runs at most this often (seconds, like waiter_delay): lost events
+#: delay noticing the end by at most this much after the runbook could first have ended.
+DEFAULT_EVENTS_SAFETY_DELAY = 600.0
 
 
 class SsmAutomationExecutionTrigger(BaseTrigger):
@@ -53,6 +54,10 @@ class SsmAutomationExecutionTrigger(BaseTrigger):
     :param waiter_max_attempts: give up (an ``error`` event; the execution keeps running) after this many
         status checks; ``None`` watches as long as the execution runs. Operators bound the wait with the
         deferral timeout instead; this is for triggers built the Amazon provider's way.
+    :param events_queue_url: an SQS queue an EventBridge rule feeds with Automation's events: the watch
+        then learns of each step and of the end by event, and polls only as a safety net. None: the AWS
+        connection's ``events_queue_url`` extra, if set; "": never (polling only).
+    :param events_safety_delay: with events, the shortest time between two safety-net polls.
     """
 
     def __init__(
@@ -68,6 +73,8 @@ class SsmAutomationExecutionTrigger(BaseTrigger):
         step_aware: bool = True,
         cancel_on_kill: bool = True,
         waiter_max_attempts: int | None = None,
+        events_queue_url: str | None = None,
+        events_safety_delay: float = DEFAULT_EVENTS_SAFETY_DELAY,
     ) -> None:
         super().__init__()
         if not execution_id:
@@ -80,6 +87,12 @@ class SsmAutomationExecutionTrigger(BaseTrigger):
         if waiter_max_attempts is not None and waiter_max_attempts < 1:
             raise ValueError(f"waiter_max_attempts must be at least 1 (or None), got {waiter_max_attempts!r}")
         self.waiter_max_attempts = waiter_max_attempts
+        self.events_queue_url = events_queue_url
+        if not (events_safety_delay > 0):
+            raise ValueError(
+                f"events_safety_delay must be a positive number of seconds, got {events_safety_delay!r}"
+            )
+        self.events_safety_delay = float(events_safety_delay)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -92,51 +105,39 @@ class SsmAutomationExecutionTrigger(BaseTrigger):
                 "step_aware": self.step_aware,
                 "cancel_on_kill": self.cancel_on_kill,
                 "waiter_max_attempts": self.waiter_max_attempts,
+                "events_queue_url": self.events_queue_url,
+                "events_safety_delay": self.events_safety_delay,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         poller = get_poller(self.connection)
-        watch = ExecutionWatch(self.schedule, step_aware=self.step_aware)
-        due_at = poller.clock.now()
-        checks = 0
-        while True:
-            checks += 1
-            try:
-                metadata = await poller.status(self.execution_id, due_at)
-                status = execution_status(metadata, self.execution_id)
-                if status in TERMINAL_STATUSES:
-                    yield TriggerEvent(
-                        self._event(EVENT_SUCCESS if status in SUCCESS_STATUSES else EVENT_FAILURE, status)
-                    )
-                    return
-                if self.waiter_max_attempts is not None and checks >= self.waiter_max_attempts:
-                    yield TriggerEvent(self._gave_up(status, checks))
-                    return
-                delay = await self._next_delay(poller, watch, metadata)
-            except Exception as exc:
-                log.exception("Lost track of automation execution %s", self.execution_id)
-                yield TriggerEvent(
-                    self._event(
-                        EVENT_ERROR, None, message=f"{type(exc).__name__}: {exc}", code=error_code(exc)
-                    )
-                )
-                return
-            due_at = poller.due_in(delay)
+        settings = MonitorSettings(
+            self.schedule, self.step_aware, self.events_safety_delay, self.waiter_max_attempts
+        )
+        try:
+            feed = await self._feed()
+            execution = await ExecutionMonitor(self.execution_id, poller, feed, settings, self.log).run()
+        except GaveUp as gave_up:
+            yield TriggerEvent(self._gave_up(gave_up.status, gave_up.checks))
+            return
+        except Exception as exc:
+            log.exception("Lost track of automation execution %s", self.execution_id)
+            yield TriggerEvent(
+                self._event(EVENT_ERROR, None, message=f"{type(exc).__name__}: {exc}", code=error_code(exc))
+            )
+            return
+        status = execution_status(execution, self.execution_id)
+        yield TriggerEvent(
+            self._event(EVENT_SUCCESS if status in SUCCESS_STATUSES else EVENT_FAILURE, status)
+        )
 
-    async def _next_delay(self, poller: Any, watch: ExecutionWatch, metadata: dict[str, Any]) -> float:
-        runbook = None
-        if self.step_aware and metadata.get("DocumentName"):
-            runbook = await poller.runbook(metadata["DocumentName"], metadata.get("DocumentVersion"))
-        steps = None
-        if watch.needs_step_records(metadata, runbook):
-            try:
-                steps = await poller.call("get_step_executions", self.execution_id)
-            except Exception as exc:  # e.g. not allowed: only the optimisation is lost, never the watch
-                log.warning("No step records for %s (%s): polling every waiter_delay", self.execution_id, exc)
-                steps = []
-        clock = poller.clock
-        return watch.next_delay(metadata, runbook, clock.now(), steps, settings_scale(clock))
+    async def _feed(self) -> EventFeed | None:
+        """The shared events feed: ``events_queue_url``, else the connection's ``events_queue_url`` extra."""
+        if self.events_queue_url == "":
+            return None  # explicitly off
+        queue_url = self.events_queue_url or await queue_url_from_connection(self.connection)
+        return get_feed(queue_url, self.connection) if queue_url else None
 
     def _gave_up(self, status: str, checks: int) -> dict[str, Any]:
         message = (

@@ -132,7 +132,12 @@ class BatchedPoller:
             future: asyncio.Future[Runbook | None] = asyncio.get_running_loop().create_future()
             self._runbooks[key] = future
             try:
-                runbook, _ = await self.call("get_runbook", name, version)
+                runbook = await call_with_backoff_async(
+                    lambda: self._with_hook(lambda hook: _read_runbook(hook, name, version)),
+                    backoff=self._backoff,
+                    sleep=sleep_async,
+                    on_retry=self._log_retry,
+                )
                 future.set_result(runbook)
             except Exception as exc:
                 log.warning(
@@ -275,6 +280,15 @@ class BatchedPoller:
     @staticmethod
     def _log_retry(exc: BaseException, delay: float) -> None:
         log.warning("Transient AWS error, retrying in %.1f s: %s", delay, exc)
+
+
+def _read_runbook(hook: SsmAutomationHook, name: str, version: str | None) -> Runbook:
+    """The runbook's content by one GetDocument (the watch needs no DescribeDocument: that is for policy)."""
+    from airflow_ssm_delegate.documents.model import parse_runbook
+
+    arguments = {"Name": name, **({"DocumentVersion": version} if version else {})}
+    document = hook.conn.get_document(**arguments)
+    return parse_runbook(document["Content"], source=f"{name} version {document.get('DocumentVersion')}")
 
 
 # One poller per event loop and connection settings: the triggerer runs one loop; tests run many.

@@ -1,0 +1,195 @@
+"""Automation's EventBridge events, emitted by the local runtime onto moto's default event bus.
+
+On AWS, Systems Manager sends an event to the account's default bus for every status change of an
+automation execution and of each of its steps (best effort). The shapes below follow AWS's documented
+examples ("Amazon EventBridge event examples for Systems Manager",
+https://docs.aws.amazon.com/systems-manager/latest/userguide/monitoring-systems-manager-event-examples.html):
+
+- ``detail-type`` "EC2 Automation Execution Status-change Notification" / "EC2 Automation Step
+  Status-change Notification", ``source`` "aws.ssm", ``resources`` = [execution ARN, definition ARN];
+- ``detail``: ExecutionId, Definition, DefinitionVersion (a float: 1.0), Status, StartTime, EndTime (not
+  ISO-8601: "Nov 29, 2024 7:43:26 PM"), Time (milliseconds), ExecutedBy (execution events only);
+  step events add StepName and Action, and their Status is the step's.
+
+The events go through moto's ``events`` backend, so the rules and targets an administrator creates
+(e.g. a rule matching ``source: aws.ssm`` with an SQS target) route them as on AWS. Times are the runtime's
+simulated time. Not documented by AWS, so chosen here: while an execution or step has not ended, EndTime
+is omitted and Time is the milliseconds since StartTime; once it ended, Time is its duration in ms
+(the documented example's 2630.0 for a 2-second step fits that reading).
+
+Why a delivery thread: the engine reports a change while it holds the execution's lock; building the
+event there is cheap, but routing it (rules, SQS) must not run under that lock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
+    from airflow_ssm_delegate.local.clock import SimulatedClock
+    from airflow_ssm_delegate.local.execution import Execution, StepRecord
+
+log = logging.getLogger(__name__)
+
+SOURCE = "aws.ssm"
+EXECUTION_DETAIL_TYPE = "EC2 Automation Execution Status-change Notification"
+STEP_DETAIL_TYPE = "EC2 Automation Step Status-change Notification"
+DETAIL_TYPES = (EXECUTION_DETAIL_TYPE, STEP_DETAIL_TYPE)
+_ENDED_STEP_STATUSES = frozenset({"Success", "Failed", "Cancelled", "TimedOut"})
+
+
+def event_time_text(moment: datetime) -> str:
+    """AWS's StartTime/EndTime form in these events: ``Nov 29, 2024 7:43:26 PM`` (UTC)."""
+    hour = moment.hour % 12 or 12
+    return (
+        f"{moment:%b} {moment.day}, {moment.year} {hour}:{moment:%M:%S} {'AM' if moment.hour < 12 else 'PM'}"
+    )
+
+
+def execution_arn(region: str, account: str, execution_id: str) -> str:
+    return f"arn:aws:ssm:{region}:{account}:automation-execution/{execution_id}"
+
+
+def definition_arn(region: str, account: str, name: str, version: str) -> str:
+    return f"arn:aws:ssm:{region}:{account}:automation-definition/{name}:{version}"
+
+
+def _version_number(version: str) -> float | None:
+    try:
+        return float(version)
+    except ValueError:
+        return None
+
+
+class EventEmitter:
+    """Turns the engine's status changes into PutEvents entries and routes them on a background thread.
+
+    ``tamper`` (tests, benchmarks) sees every entry before it is routed and may change it or drop it
+    (return None), to play lost events; ``emitted`` counts entries routed.
+    """
+
+    def __init__(self, clock: SimulatedClock, region: str, account_id: str) -> None:
+        self.clock = clock
+        self.region = region
+        self.account_id = account_id
+        self.tamper: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
+        self.emitted = 0
+        self._outbox: queue.SimpleQueue[dict[str, Any] | threading.Event | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._deliver, name="ssm-local-events", daemon=True)
+        self._thread.start()
+
+    # -- the engine's observer (called under the execution's lock) --------------------------------
+
+    def __call__(self, execution: Execution, record: StepRecord | None) -> None:
+        try:
+            self._outbox.put(self.entry(execution, record))
+        except Exception:  # never let event emission break an execution
+            log.exception("Could not build the Automation event of execution %s", execution.id)
+
+    def entry(self, execution: Execution, record: StepRecord | None) -> dict[str, Any]:
+        """The PutEvents entry for the current status of ``execution`` (or of its step ``record``)."""
+        now = self.clock.now()
+        if record is None:
+            status, started = execution.status, execution.started
+            ended = now if execution.finished else None
+        else:
+            status, started = record.status, record.started or now
+            ended = now if record.status in _ENDED_STEP_STATUSES else None
+        detail: dict[str, Any] = {
+            "ExecutionId": execution.id,
+            "Definition": execution.document_name,
+            "DefinitionVersion": _version_number(execution.document_version),
+            "Status": status,
+            "StartTime": event_time_text(started),
+        }
+        if ended is not None:
+            detail["EndTime"] = event_time_text(ended)
+        detail["Time"] = round(((ended or now) - started).total_seconds() * 1000, 1)
+        if record is None:
+            detail["ExecutedBy"] = execution.caller.arn
+        else:
+            detail["StepName"] = record.spec.name
+            detail["Action"] = record.spec.action
+        return {
+            "Source": SOURCE,
+            "DetailType": STEP_DETAIL_TYPE if record else EXECUTION_DETAIL_TYPE,
+            "Detail": json.dumps(detail),
+            "Resources": [
+                execution_arn(self.region, self.account_id, execution.id),
+                definition_arn(
+                    self.region, self.account_id, execution.document_name, execution.document_version
+                ),
+            ],
+            "Time": now.timestamp(),
+        }
+
+    # -- delivery ---------------------------------------------------------------------------------
+
+    def _deliver(self) -> None:
+        while (entry := self._outbox.get()) is not None:
+            if isinstance(entry, threading.Event):
+                entry.set()
+                continue
+            try:
+                tampered = self.tamper(entry) if self.tamper else entry
+                if tampered is not None:
+                    self._put(tampered)
+                    self.emitted += 1
+            except Exception:
+                log.exception("Could not route an Automation event")
+
+    def _put(self, entry: dict[str, Any]) -> None:
+        from moto.events.models import events_backends
+
+        events_backends[self.account_id][self.region].put_events([entry])
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait until every event reported so far has been routed (tests)."""
+        done = threading.Event()
+        self._outbox.put(done)
+        done.wait(timeout)
+
+    def close(self) -> None:
+        self._outbox.put(None)
+        self._thread.join(timeout=5)
+
+
+#: The EventBridge rule pattern an administrator creates (on AWS as here) to feed a watch queue.
+EVENT_PATTERN: dict[str, Any] = {"source": [SOURCE], "detail-type": list(DETAIL_TYPES)}
+
+
+def route_events_to_queue(events: Any, sqs: Any, name: str, *, rule_name: str | None = None) -> str:
+    """Create an SQS queue and an EventBridge rule sending Automation's events to it; the queue URL.
+
+    ``events``/``sqs`` are boto3 clients (of the local runtime or of AWS). The queue policy lets only that
+    rule send (what AWS needs for an EventBridge target; see the README).
+    """
+    queue_url = str(sqs.create_queue(QueueName=name)["QueueUrl"])
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    rule = rule_name or f"{name}-automation-events"
+    rule_arn = events.put_rule(Name=rule, EventPattern=json.dumps(EVENT_PATTERN), State="ENABLED")["RuleArn"]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AutomationEventsFromEventBridge",
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+            }
+        ],
+    }
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
+    events.put_targets(Rule=rule, Targets=[{"Id": "watch-queue", "Arn": queue_arn}])
+    return queue_url
