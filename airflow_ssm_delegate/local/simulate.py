@@ -100,7 +100,8 @@ def _decide(simulation: SimulationInput, action: str, resource: str, caller_acco
             "AllowedByPermissionsBoundary": allowed_by_boundary
         }
     resource_account = owner_account(simulation.resource_owner) or _account_of(resource) or caller_account
-    cross_account = resource_account != caller_account
+    # Without a resource policy the simulation is of identity policies only, whoever owns the resource.
+    cross_account = granted is not None and resource_account != caller_account
     if resource != "*":
         outcome.details["EvalDecisionDetails"] = (
             {
