@@ -11,6 +11,9 @@ and aws-samples runbooks. Without the corpus the tests skip (see tests/corpus_su
 from __future__ import annotations
 
 import contextlib
+import io
+import json
+import zipfile
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -281,6 +284,67 @@ def test_create_and_tag_resources_script_creates_a_tagged_bucket_with_boto3(runn
     tags = client_for(runner.server, "s3").get_bucket_tagging(Bucket=bucket)["TagSet"]
     assert {"Key": "Environment", "Value": "Development"} in tags
     assert {"Key": "CreatedBy", "Value": "SSM-Automation"} in tags
+
+
+# ------------------------------------------------------------------------ aws:invokeLambdaFunction
+
+# Our own function for the chaos runbook's contract (Payload: tagValue, availabilityZone): stop one
+# running instance in that zone carrying that tag value.
+STOP_ONE_HANDLER = """
+import boto3
+
+def handler(event, context):
+    ec2 = boto3.client("ec2")
+    filters = [
+        {"Name": "availability-zone", "Values": [event["availabilityZone"]]},
+        {"Name": "instance-state-name", "Values": ["running"]},
+        {"Name": "tag-value", "Values": [event["tagValue"]]},
+    ]
+    reservations = ec2.describe_instances(Filters=filters)["Reservations"]
+    found = [i["InstanceId"] for r in reservations for i in r["Instances"]]
+    ec2.stop_instances(InstanceIds=found[:1])
+    return {"Stopped": found[:1]}
+"""
+
+
+def zipped(name: str, text: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+def test_chaos_stop_random_instance_lambda_invokes_the_function(runner: Runner) -> None:
+    iam = client_for(runner.server, "iam")
+    role = unique("corpus-fn-role")
+    trust = {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=policy_document([trust]))["Role"]["Arn"]
+    iam.put_role_policy(
+        RoleName=role,
+        PolicyName="ec2",
+        PolicyDocument=policy_document(
+            [{"Effect": "Allow", "Action": ["ec2:DescribeInstances", "ec2:StopInstances"], "Resource": "*"}]
+        ),
+    )
+    function = unique("StopRandomInstance")
+    client_for(runner.server, "lambda").create_function(
+        FunctionName=function,
+        Runtime="python3.11",
+        Role=arn,
+        Handler="index.handler",
+        Code={"ZipFile": zipped("index.py", STOP_ONE_HANDLER)},
+        Timeout=30,
+    )
+    tag = unique("chaos-lambda")
+    instance_id = runner.instance(tags={"ChaosTarget": tag})
+    execution = runner.run(
+        "chaos-ssm-documents-stop-random-instance-lambda",
+        {"AvailabilityZone": "us-east-1a", "TagValue": tag, "FunctionName": function},
+    )
+    assert json.loads(step_outputs(execution, "invokeStopRandomInstances")["Payload"][0]) == {
+        "Stopped": [instance_id]
+    }
+    assert runner.state_of(instance_id) == "stopped"
 
 
 # ------------------------------------------------------------------------------------- aws:loop
