@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 import requests
 
+from tests.fixtures.local_runtime import SSM_TRUST
 from tests.local_engine_support import Harness, runbook, step, steps_by_name
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from airflow_ssm_delegate.local.server import LocalAutomationServer
 
 TEMPLATE = json.dumps(
     {
@@ -134,3 +140,51 @@ def test_a_failed_state_machine_run_fails_the_step(h: Harness, state_machines: A
     )
     assert execution["AutomationExecutionStatus"] == "Failed"
     assert "FAILED" in steps_by_name(execution)["Run"]["FailureMessage"]
+
+
+@pytest.mark.parametrize(
+    ("step_", "denied_action"),
+    [
+        (
+            step("Create", "aws:createStack", inputs={"StackName": "denied-stack", "TemplateBody": TEMPLATE}),
+            "cloudformation:CreateStack",
+        ),
+        (
+            step("Delete", "aws:deleteStack", inputs={"StackName": "denied-stack"}),
+            "cloudformation:DescribeStacks",
+        ),
+        (
+            step(
+                "Run",
+                "aws:executeStateMachine",
+                inputs={"stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:m"},
+            ),
+            "states:StartExecution",
+        ),
+    ],
+)
+def test_a_role_lacking_the_permission_fails_the_step_with_a_permission_failure(
+    local_server: LocalAutomationServer,
+    boto_client: Callable[..., Any],
+    new_role: Callable[..., str],
+    step_: dict[str, Any],
+    denied_action: str,
+) -> None:
+    role = new_role([SSM_TRUST], [], "no-stacks-role")
+    name = f"Denied-{uuid.uuid4().hex[:8]}"
+    document = runbook(
+        step_,
+        assumeRole="{{ AutomationAssumeRole }}",
+        parameters={"AutomationAssumeRole": {"type": "String"}},
+    )
+    ssm = boto_client("ssm")
+    ssm.create_document(Name=name, Content=json.dumps(document), DocumentType="Automation")
+    execution_id = ssm.start_automation_execution(
+        DocumentName=name, Parameters={"AutomationAssumeRole": [role]}
+    )["AutomationExecutionId"]
+    assert local_server.engine is not None
+    execution = local_server.engine.wait(execution_id, timeout=60)
+    assert execution["AutomationExecutionStatus"] == "Failed"
+    failed = steps_by_name(execution)[step_["name"]]
+    assert failed["FailureDetails"]["FailureType"] == "Permission"
+    assert denied_action in failed["FailureMessage"]
