@@ -251,6 +251,17 @@ def test_aws_delete_cloudformation_stack_deletes_it(runner: Runner) -> None:
     assert stack["StackStatus"] == "DELETE_COMPLETE"
 
 
+def test_deploy_nginx_creates_the_stack_then_runs_commands_on_its_instance(runner: Runner) -> None:
+    execution = runner.run("systems-manager-cloudformation-samples-deploynginxautomationdoc", {})
+    stack_name = f"EC2Linux-{execution['AutomationExecutionId']}"
+    stack = client_for(runner.server, "cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    [instance_id] = step_outputs(execution, "getInstanceId")["InstanceId"]
+    assert runner.state_of(instance_id) == "running"
+    commands = [c for c in runner.ssm.list_commands()["Commands"] if instance_id in c["InstanceIds"]]
+    assert [c["DocumentName"] for c in commands] == ["AWS-RunShellScript", "AWS-RunShellScript"]
+
+
 # --------------------------------------------------------------------------- aws:executeScript
 
 
