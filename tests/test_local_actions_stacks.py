@@ -188,3 +188,9 @@ def test_a_role_lacking_the_permission_fails_the_step_with_a_permission_failure(
     failed = steps_by_name(execution)[step_["name"]]
     assert failed["FailureDetails"]["FailureType"] == "Permission"
     assert denied_action in failed["FailureMessage"]
+
+
+def test_deleting_a_stack_that_is_gone_succeeds(h: Harness) -> None:
+    delete = step("Delete", "aws:deleteStack", inputs={"StackName": "never-created"})
+    execution = h.finish(h.run(runbook(delete)))
+    assert execution["AutomationExecutionStatus"] == "Success", execution
