@@ -181,3 +181,26 @@ def test_loop_needs_exactly_one_of_iterators_or_loop_condition(h: Harness) -> No
     neither = step("l", "aws:loop", inputs={"Steps": [nap]})
     failed = steps_by_name(h.finish(h.run(runbook(neither))))["l"]
     assert "exactly one of Iterators or LoopCondition" in failed["FailureMessage"]
+
+
+def test_branches_inside_a_loop_and_a_loop_inside_a_loop(h: Harness) -> None:
+    choose = step(
+        "choose",
+        "aws:branch",
+        inputs={
+            "Choices": [
+                {"NextStep": "even", "Variable": "{{ outer.CurrentIteratorValue }}", "StringEquals": "b"}
+            ],
+            "Default": "odd",
+        },
+    )
+    odd = step("odd", "aws:sleep", inputs={"Duration": "PT1S"}, isEnd=True)
+    nap = step("nap", "aws:sleep", inputs={"Duration": "PT1S"})
+    even = step("even", "aws:loop", inputs={"Iterators": ["x", "y", "z"], "Steps": [nap]})
+    outer = step("outer", "aws:loop", inputs={"Iterators": ["a", "b", "c"], "Steps": [choose, odd, even]})
+    execution = h.finish(h.run(runbook(outer)))
+    assert execution["AutomationExecutionStatus"] == "Success", execution
+    assert len(records(execution, "odd")) == 2
+    assert len(records(execution, "even")) == 1
+    assert len(records(execution, "nap")) == 3
+    assert all(s["StepStatus"] == "Success" for s in execution["StepExecutions"])
