@@ -65,10 +65,14 @@ class FakeStateStore:
         self.values[key] = value
 
 
-def context(ti: FakeTaskInstance | None = None, store: FakeStateStore | None = None) -> Any:
+def context(
+    ti: FakeTaskInstance | None = None, store: FakeStateStore | None = None, *, state_store: bool = True
+) -> Any:
+    """A task context as Airflow 3.3 gives it (an empty state store unless ``store``); ``state_store=False``
+    is Airflow < 3.3, where the operator re-attaches by its identity tag (tests/test_compat_reattach.py)."""
     ctx: dict[str, Any] = {"ti": ti or FakeTaskInstance()}
-    if store is not None:
-        ctx["task_state_store"] = store
+    if state_store:
+        ctx["task_state_store"] = store if store is not None else FakeStateStore()
     return ctx
 
 

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_ssm_delegate.clocks import sleep_blocking
-from airflow_ssm_delegate.compat import AirflowException, conf
+from airflow_ssm_delegate.compat import AirflowException, conf, trigger_on_kill_note
 from airflow_ssm_delegate.connection import CONNECTION_TEMPLATE_FIELDS
 from airflow_ssm_delegate.idempotency import (
     STATE_STORE_KEY,
@@ -116,8 +116,8 @@ class SsmStartAutomationExecutionOperator(SsmAutomationBaseOperator):
     :param reattach: a new try of the same task instance re-attaches to the execution an earlier try started
         (deterministic ClientToken + the task state store); if that execution failed, the retry starts a fresh
         one (its token derives from the failed id). ``False`` starts a new execution on every try (no token).
-        Without a task state store (Airflow < 3.3) a retry re-attaches by token only, so a retry after
-        a *failed* execution reports that failure again: change ``idempotency_key`` to start anew.
+        Without a task state store (Airflow < 3.3) the earlier execution is found by its identity tag
+        ``airflow:ti:<token>`` (one of AWS's 5 tags at start) and DescribeAutomationExecutions.
     :param cancel_on_kill: cancel the execution (its onCancel steps run) when the task is killed, cleared or
         marked failed — running or deferred. Never on a triggerer restart.
     :param mode: ``Auto`` or ``Interactive``.
@@ -251,6 +251,9 @@ class SsmStartAutomationExecutionOperator(SsmAutomationBaseOperator):
             step_aware=self.step_aware,
             cancel_on_kill=self.cancel_on_kill,
         )
+        note = trigger_on_kill_note(execution_id) if self.cancel_on_kill else None
+        if note:  # Airflow < 3.3: say once, in the task log, what clearing this deferred task does
+            self.log.warning(note)
         max_wait = self.max_wait_seconds
         self.defer(
             trigger=trigger,
@@ -261,13 +264,22 @@ class SsmStartAutomationExecutionOperator(SsmAutomationBaseOperator):
     # -- start (idempotent) -----------------------------------------------------------------------
 
     def _start_or_reattach(self, context: Context) -> str:
-        """Start the runbook, or find the execution an earlier try of this task instance started."""
+        """Start the runbook, or find the execution an earlier try of this task instance started.
+
+        Airflow 3.3+ keeps the id in the task state store; before, the execution is found by its identity
+        tag (``airflow_ssm_delegate.reattach``). Either way the deterministic ClientToken is the second line.
+        """
         if not self.reattach:
-            return self._start(self.client_token)
+            return self._start(self.client_token, self.tags)
         identity = TaskIdentity.from_context(context)
         store = context.get("task_state_store")
+        base_token = self.client_token or derive_client_token(identity, self.idempotency_key)
+        tags: Any = self.tags
+        if store is not None:
+            known = store.get(STATE_STORE_KEY)
+        else:
+            known, tags = self._find_by_identity_tag(base_token, identity)
         replaces: str | None = None
-        known = store.get(STATE_STORE_KEY) if store is not None else None
         if known:
             status = self._status_or_none(str(known))
             if status is not None and (status not in TERMINAL_STATUSES or status in SUCCESS_STATUSES):
@@ -279,10 +291,40 @@ class SsmStartAutomationExecutionOperator(SsmAutomationBaseOperator):
             if self.client_token
             else derive_client_token(identity, self.idempotency_key, replaces)
         )
-        execution_id = self._start(token)  # a changed request raises the hook's ClientTokenConflict
+        execution_id = self._start(token, tags)  # a changed request raises the hook's ClientTokenConflict
         if store is not None:
             store.set(STATE_STORE_KEY, execution_id)
         return execution_id
+
+    def _find_by_identity_tag(self, base_token: str, identity: TaskIdentity) -> tuple[str | None, Any]:
+        """No task state store (Airflow < 3.3): this task instance's newest execution, and the start's tags.
+
+        The tags gain the identity tag that lets the next try find the execution this try starts. When the
+        policy's required tags leave no room for it, re-attach rests on the ClientToken alone (logged).
+        """
+        from airflow_ssm_delegate.hooks.automation import _tag_mapping
+        from airflow_ssm_delegate.policy import AUDIT_TAG_KEYS
+        from airflow_ssm_delegate.reattach import identity_tag, identity_tag_fits, latest_tagged_execution
+
+        key, value = identity_tag(base_token, identity.map_index)
+        task_tags = _tag_mapping(self.tags)
+        if not identity_tag_fits(self.document_name, task_tags, AUDIT_TAG_KEYS):
+            self.log.warning(
+                "No room for the identity tag %s (AWS takes 5 tags at start: 3 audit + the task's + the "
+                "policy's required tags), and this Airflow has no task state store: a retry re-attaches by "
+                "its ClientToken only, so after a failed execution it reports that failure again.",
+                key,
+            )
+            return None, self.tags
+        try:
+            latest = latest_tagged_execution(self.hook.conn, key)
+        except Exception as exc:  # e.g. DescribeAutomationExecutions not allowed: the token still protects
+            self.log.warning("Cannot look up executions by tag %s (%s): re-attach by token only", key, exc)
+            latest = None
+        known = str(latest["AutomationExecutionId"]) if latest else None
+        if known:
+            self.log.info("Found execution %s of an earlier try by its identity tag %s.", known, key)
+        return known, {**task_tags, key: value}
 
     def _status_or_none(self, execution_id: str) -> str | None:
         """The status of an execution, or None if AWS no longer knows it."""
@@ -293,7 +335,7 @@ class SsmStartAutomationExecutionOperator(SsmAutomationBaseOperator):
                 return None
             raise
 
-    def _start(self, client_token: str | None) -> str:
+    def _start(self, client_token: str | None, tags: Any) -> str:
         """StartAutomationExecution; the account's concurrency limit means "wait and retry", not failure."""
         from airflow_ssm_delegate.retry import START_LIMIT_ERROR_CODE, Backoff, call_with_backoff
 
@@ -304,7 +346,7 @@ class SsmStartAutomationExecutionOperator(SsmAutomationBaseOperator):
                 document_version=self.document_version,
                 service_role_arn=self.service_role_arn,
                 client_token=client_token,
-                tags=self.tags,
+                tags=tags,
                 mode=self.mode,
                 target_parameter_name=self.target_parameter_name,
                 targets=self.targets,
