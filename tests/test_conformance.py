@@ -8,7 +8,8 @@ own test case per runbook:
   called with those parameters);
 - ``airflow-ssm-delegate lint --format json``: no finding of severity ``error``;
 - the local runtime: CreateDocument under the runbook's name, then StartAutomationExecution through
-  boto3 returns an execution (which is then cancelled: running it is tests/test_conformance_e2e.py's job).
+  boto3 (Interactive mode, so no step runs) returns an execution, which is then cancelled: running it is
+  tests/test_conformance_e2e.py's job.
 
 The corpus lives outside git (see tests/corpus_support.py); without it every case skips, naming where
 the corpus was looked for.
@@ -299,7 +300,9 @@ def test_the_local_runtime_accepts_it_at_start(entry: CorpusEntry, request: pyte
     role_parameter = assume_role_parameter(document)
     if role_parameter is not None:
         parameters[role_parameter] = [corpus_role]
-    arguments: dict[str, Any] = {"DocumentName": entry.document_name}
+    # Interactive: accepted, but no step runs before a StartStep signal, so nothing touches the shared
+    # account (e.g. account-wide settings) before the execution is cancelled.
+    arguments: dict[str, Any] = {"DocumentName": entry.document_name, "Mode": "Interactive"}
     if parameters:
         arguments["Parameters"] = parameters
     execution_id = ssm.start_automation_execution(**arguments)["AutomationExecutionId"]
