@@ -12,6 +12,7 @@ from botocore import xform_name
 from botocore.exceptions import UnknownServiceError
 
 from airflow_ssm_delegate.local.actions.base import Done, Outcome, StepContext, StepFailure, poll, require
+from airflow_ssm_delegate.local.actions.shapes import coerce_request
 from airflow_ssm_delegate.local.selectors import SelectorError, json_safe, select
 
 _CALL_KEYS = frozenset({"Service", "Api"})
@@ -32,7 +33,7 @@ def call_api(ctx: StepContext, exclude: frozenset[str] = _CALL_KEYS) -> Any:
     operation = api if api in names else next((n for n in names if xform_name(n) == api), None)
     if operation is None:
         raise StepFailure(f"Api {api!r} is not an operation of {service}.", "Verification")
-    params = {key: value for key, value in ctx.inputs.items() if key not in exclude}
+    params = coerce_request(client, operation, {k: v for k, v in ctx.inputs.items() if k not in exclude})
     try:
         return json_safe(getattr(client, xform_name(operation))(**params))
     except StepFailure:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_ssm_delegate.local.actions.base import Done, Outcome, StepContext, StepFailure, poll, require
+from airflow_ssm_delegate.local.actions.shapes import coerce_request
 
 _PASSTHROUGH = frozenset(
     {
@@ -42,7 +43,7 @@ def run_command(ctx: StepContext) -> Outcome:
             for k, v in request["Parameters"].items()
         }
     ssm = ctx.client("ssm")
-    command_id = ssm.send_command(**request)["Command"]["CommandId"]
+    command_id = ssm.send_command(**coerce_request(ssm, "SendCommand", request))["Command"]["CommandId"]
 
     def check(current: StepContext) -> Outcome | None:
         commands = current.client("ssm").list_commands(CommandId=command_id).get("Commands", [])
