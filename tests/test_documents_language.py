@@ -128,3 +128,34 @@ def test_an_empty_role_arn_is_accepted_as_aws_own_example_declares_it() -> None:
     )
     runbook = parse_runbook(text)
     assert resolve_parameters(runbook, {"InstanceIds": ["i-12345678"]})["AutomationAssumeRole"] == ""
+
+
+def test_json_indented_with_tabs_reads_as_aws_reads_it() -> None:
+    text = (
+        '{\n\t"schemaVersion": "0.3",\n\t"mainSteps": [\n\t\t{"name": "wait", "action": "aws:sleep",\n'
+        '\t\t "inputs": {"Duration": "PT1S"}}\n\t]\n}\n'
+    )
+    runbook = parse_runbook(text)
+    assert runbook.steps[0].line == 4
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (
+            "a: &a [x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"a{i}: &a{i} [" + ", ".join([f"*{'a' if i == 0 else f'a{i - 1}'}"] * 8) + "]\n"
+                for i in range(8)
+            ),
+            "expands to more than 200000 values",
+        ),
+        ("mainSteps: " + "[" * 300 + "]" * 300, "nested more than 100 levels deep"),
+        ("a:\n" + "".join("  " * i + "- \n" for i in range(1, 150)), "nested more than 100 levels deep"),
+        ("a: b\n\x17\n", "is not allowed"),
+        ("a: 2021-13-45\n", "a value cannot be read"),
+    ],
+)
+def test_hostile_yaml_is_refused_with_a_reason(text: str, said: str) -> None:
+    with pytest.raises(RunbookError, match=said):
+        parse_runbook(text)

@@ -23,7 +23,7 @@ from functools import lru_cache
 import regex
 
 #: How long one allowedPattern may take on one value before we give up (seconds).
-MATCH_TIMEOUT = 1.0
+MATCH_TIMEOUT = 0.5
 #: A pattern longer than this is refused before compiling (AWS's own patterns are under 1,000 characters).
 MAX_PATTERN_CHARS = 10_000
 

@@ -93,12 +93,33 @@ def load_source(content: str | bytes) -> Source:
         raise
 
 
+def _check_flow_depth(text: str) -> None:
+    """Refuse ``[[[[...`` nesting before PyYAML's scanner, which is quadratic in it (seconds at 5,000).
+
+    Brackets inside strings count too, so the bound is generous: net depth over ``2 * MAX_DEPTH``.
+    """
+    depth = 0
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        for char in line:
+            if char in "[{":
+                depth += 1
+                if depth > 2 * MAX_DEPTH:
+                    raise SourceError(f"values are nested more than {MAX_DEPTH} levels deep", line_number)
+            elif char in "]}":
+                depth = max(0, depth - 1)
+
+
 def _load(text: str) -> Source:
     if len(text) > MAX_CHARS:
         raise SourceError(
             f"the text has {len(text)} characters, more than {MAX_CHARS}; a runbook is far smaller"
         )
-    loader = yaml.SafeLoader(text)
+    _check_flow_depth(text)
+    try:
+        loader = yaml.SafeLoader(text)  # its reader refuses control characters right here
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise SourceError(f"not valid YAML/JSON: character {exc.character!r} is not allowed", line) from exc
     try:
         node = loader.get_single_node()
         if node is None:
@@ -106,6 +127,8 @@ def _load(text: str) -> Source:
         source = Source(None)
         source.index(node)  # bounds the size before anything walks the data
         source.data = loader.construct_document(node)
+    except SourceError:
+        raise
     except RecursionError as exc:
         raise SourceError("values are nested too deeply to read") from exc
     except yaml.MarkedYAMLError as exc:
@@ -114,6 +137,8 @@ def _load(text: str) -> Source:
         raise SourceError(f"not valid YAML/JSON: {exc.problem or exc}", where) from exc
     except yaml.YAMLError as exc:
         raise SourceError(f"not valid YAML/JSON: {exc}") from exc
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. a timestamp such as 2021-13-45
+        raise SourceError(f"not valid YAML/JSON: a value cannot be read ({exc})") from exc
     finally:
         loader.dispose()
     return source
