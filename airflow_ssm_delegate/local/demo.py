@@ -68,6 +68,44 @@ class DemoFailure(RuntimeError):
     """A step of the story did not go as it should; the message says which and why."""
 
 
+# Written into the work directory: Airflow's metadata database there belongs to that version.
+AIRFLOW_VERSION_FILE = "airflow-version"
+
+
+def installed_airflow_version() -> str:
+    """The version of the Airflow whose ``airflow`` command the demo runs (the one beside this Python)."""
+    from importlib.metadata import version
+
+    return version("apache-airflow-core")
+
+
+def check_workdir_version(workdir: Path, version: str) -> None:
+    """Refuse a work directory whose database another Airflow version made.
+
+    An older Airflow cannot use a newer one's database (``airflow db migrate`` dies with "Can't locate
+    revision"), and a newer one would migrate it so the older can no longer run the demo there.
+    """
+    marker = workdir / AIRFLOW_VERSION_FILE
+    if marker.is_file():
+        made_by: str | None = marker.read_text().strip()
+    elif (workdir / "airflow" / "airflow.db").exists():
+        made_by = None  # made before the demo recorded the version
+    else:
+        return
+    if made_by == version:
+        return
+    raise DemoFailure(
+        f"{workdir} holds the Airflow database of Airflow {made_by or '(version not recorded)'}, but this is "
+        f"Airflow {version}, whose `airflow db migrate` cannot use it. Delete it (rm -rf {workdir}) and run "
+        f"again, pass --fresh, or give this version a work directory of its own (--workdir .demo-{version})."
+    )
+
+
+def record_workdir_version(workdir: Path, version: str) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / AIRFLOW_VERSION_FILE).write_text(version + "\n")
+
+
 @dataclass
 class Report:
     """The demo's report, printed as it goes; ``failures`` decides the exit status."""
@@ -447,6 +485,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.fresh:
         shutil.rmtree(args.workdir, ignore_errors=True)
+    version = installed_airflow_version()
+    try:
+        check_workdir_version(args.workdir, version)
+    except DemoFailure as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    record_workdir_version(args.workdir, version)
+    print(f"Airflow {version}; work directory {args.workdir}", flush=True)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request of the local runtime
     if args.airflow:
         with LocalAutomationServer(time_scale=args.time_scale or AIRFLOW_UI_TIME_SCALE) as server:
