@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_ssm_delegate.documents.lint import has_failures, lint_text
 from airflow_ssm_delegate.policy import PolicyViolation
 
 if TYPE_CHECKING:
@@ -127,3 +128,8 @@ def test_hook_refuses_values_the_runbook_rejects_before_any_start(
     expect_read(stubber)
     with pytest.raises(PolicyViolation, match=named):
         hook.start_automation_execution(NAME, values, service_role_arn=ROLE)
+
+
+def test_the_same_runbook_lints_without_error_or_policy_findings() -> None:
+    findings = lint_text(RUNBOOK, "remediation.yaml")
+    assert not has_failures(findings), [str(f) for f in findings]

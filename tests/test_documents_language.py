@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_ssm_delegate.documents.lint import lint_text
 from airflow_ssm_delegate.documents.model import (
     ParameterValidationError,
     RunbookError,
@@ -159,3 +160,38 @@ def test_json_indented_with_tabs_reads_as_aws_reads_it() -> None:
 def test_hostile_yaml_is_refused_with_a_reason(text: str, said: str) -> None:
     with pytest.raises(RunbookError, match=said):
         parse_runbook(text)
+
+
+def lint_codes(text: str) -> list[tuple[str, str]]:
+    return [(f.code, f.severity) for f in lint_text(text, "t.yaml")]
+
+
+def test_the_loop_runbook_lints_clean_with_references_into_and_out_of_the_loop() -> None:
+    assert lint_codes(LOOP_RUNBOOK) == []
+    text = LOOP_RUNBOOK.replace(
+        "\noutputs:\n",
+        "\noutputs:\n  - eachInstance.CurrentIteration\n  - count.Name\n  - stopOne.InstanceIds\n",
+    )
+    assert lint_codes(text) == [
+        ("SSM022", "warning"),  # aws:updateVariable has no output Name
+        ("SSM022", "warning"),  # aws:changeInstanceState has no output InstanceIds
+    ]
+    looped = LOOP_RUNBOOK.replace(
+        "      Iterators: '{{ InstanceIds }}'\n",
+        "      Iterators: '{{ InstanceIds }}'\n      LoopCondition:\n        Variable: '{{ count.Done }}'\n"
+        "        BooleanEquals: true\n",
+    )
+    assert lint_codes(looped) == [("SSM022", "warning")]  # the reference resolves to a loop step
+
+
+def test_a_string_is_end_ends_the_flow_for_reachability() -> None:
+    text = LOOP_RUNBOOK.replace("    isCritical: 'false'\n", "    isCritical: 'false'\n    isEnd: 'true'\n")
+    assert lint_codes(text) == [("SSM009", "warning")]
+
+
+def test_allowed_values_of_an_aws_list_type_are_checked_item_by_item() -> None:
+    text = LOOP_RUNBOOK.replace(
+        "    type: List<AWS::EC2::Instance::Id>\n",
+        "    type: List<AWS::EC2::Instance::Id>\n    allowedValues: [i-12345678, vol-12345678]\n",
+    )
+    assert lint_codes(text) == [("SSM012", "error")]

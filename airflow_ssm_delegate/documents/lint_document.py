@@ -20,6 +20,7 @@ from airflow_ssm_delegate.documents.parameters import (
 )
 from airflow_ssm_delegate.documents.references import REFERENCE, find_references
 from airflow_ssm_delegate.documents.structure import unknown_parameter_keys
+from airflow_ssm_delegate.documents.values import as_int
 
 if TYPE_CHECKING:
     from airflow_ssm_delegate.documents.lint_steps import LintStep
@@ -89,9 +90,16 @@ def parameter_value_problems(data: Mapping[str, Any]) -> Iterator[Problem]:
                 )
 
 
+#: One item of a list type, as allowedValues lists them (``List<AWS::EC2::Instance::Id>`` keeps its pattern).
+LIST_ITEM_TYPES = {
+    "StringList": "String",
+    **{name: name[5:-1] for name in PARAMETER_TYPES if name.startswith("List<")},
+}
+
+
 def _bare(spec: ParameterSpec) -> ParameterSpec:
     """The declaration without constraints: checks one allowedValues item against the type only."""
-    item_type = "String" if base_type(spec.type) == "StringList" else base_type(spec.type)
+    item_type = LIST_ITEM_TYPES.get(spec.type, spec.type)
     return replace(
         spec, type=item_type, allowed_values=None, allowed_pattern=None, min_items=None, max_items=None
     )
@@ -168,16 +176,16 @@ def _duration_is_runtime_only(value: str, data: Mapping[str, Any]) -> bool:
 
 
 def _step_bound(step: LintStep, data: Mapping[str, Any]) -> dt.timedelta:
-    timeout = step.raw.get("timeoutSeconds")
-    attempts = step.raw.get("maxAttempts", 1)
-    attempts = attempts if isinstance(attempts, int) and attempts > 0 else 1
+    timeout = as_int(step.raw.get("timeoutSeconds"))  # AWS reads '600' as 600
+    attempts = as_int(step.raw.get("maxAttempts", 1))
+    attempts = attempts if attempts is not None and attempts > 0 else 1
     if step.action == "aws:sleep":
         if "Timestamp" in step.inputs:
             return UNBOUNDED
         duration = _duration(step.inputs.get("Duration"), data)
         return UNBOUNDED if duration is None else duration
-    if isinstance(timeout, int) and not isinstance(timeout, bool):
-        return dt.timedelta(seconds=timeout) * attempts
+    if timeout is not None:
+        return dt.timedelta(seconds=max(timeout, 0)) * attempts
     if step.action == "aws:pause":
         return UNBOUNDED
     return DEFAULT_WAITS.get(step.action, dt.timedelta(0)) * attempts

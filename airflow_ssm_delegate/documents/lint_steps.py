@@ -12,6 +12,7 @@ from airflow_ssm_delegate.documents.actions import ACTIONS, api_operation, is_re
 from airflow_ssm_delegate.documents.model import Problem
 from airflow_ssm_delegate.documents.references import find_references
 from airflow_ssm_delegate.documents.structure import LOOP_ACTION
+from airflow_ssm_delegate.documents.values import as_bool
 
 if TYPE_CHECKING:
     from airflow_ssm_delegate.documents.source import Path
@@ -127,7 +128,7 @@ def _successors(step: LintStep, following: str | None) -> set[str]:
         targets.add(step.inputs.get("Default"))
     elif isinstance(raw.get("nextStep"), str):
         targets.add(raw["nextStep"])
-    elif raw.get("isEnd") is not True:
+    elif as_bool(raw.get("isEnd")) is not True:
         targets.add(following)
     return {target for target in targets if isinstance(target, str)}
 
