@@ -76,7 +76,8 @@ def test_start_without_pass_role_is_refused_and_starts_nothing(
         "Action": "ssm:StartAutomationExecution",
         "Resource": f"arn:aws:ssm:us-east-1:{ACCOUNT}:automation-definition/{runbook}:*",
     }
-    operator = new_user([{"Effect": "Deny", "Action": "ec2:*", "Resource": "*"}, start], prefix="operator")
+    deny_ec2 = {"Effect": "Deny", "Action": "ec2:*", "Resource": "*"}
+    operator = new_user([deny_ec2, start, EXECUTIONS], prefix="operator")
     parameters = {"AutomationAssumeRole": [role], "Owner": ["alice"], "CostCenter": ["CC-1001"]}
 
     error = error_of(
@@ -470,6 +471,8 @@ START = {
     "Action": "ssm:StartAutomationExecution",
     "Resource": f"arn:aws:ssm:us-east-1:{ACCOUNT}:automation-definition/Runbook:*",
 }
+# The Service Authorization Reference's required resource type of a start: the new execution.
+EXECUTIONS = {**START, "Resource": f"arn:aws:ssm:us-east-1:{ACCOUNT}:automation-execution/*"}
 
 
 def pass_role(role: str, service: str = "ssm.amazonaws.com") -> dict[str, Any]:
@@ -497,7 +500,7 @@ def test_start_is_authorised_on_the_definition_arn_and_version(
         "Resource": f"arn:aws:ssm:us-east-1:{ACCOUNT}:automation-definition/Runbook:*",
         "Condition": {"StringEquals": {"ssm:DocumentVersion": "2"}},
     }
-    creds = caller(new_user([pinned]))
+    creds = caller(new_user([pinned, EXECUTIONS]))
 
     authorizer.authorize_start(creds, "Runbook", "2", None)
     assert (
@@ -510,13 +513,37 @@ def test_start_is_authorised_on_the_definition_arn_and_version(
     )
 
 
+def test_a_start_needs_the_new_execution_and_carries_its_tags(
+    local_server: LocalAutomationServer, new_user: Callable[..., Any]
+) -> None:
+    authorize = local_server.authorizer.authorize_start
+    tagged = {
+        **EXECUTIONS,
+        "Condition": {
+            "StringEquals": {"aws:RequestTag/team": "blue"},
+            "ForAllValues:StringEquals": {"aws:TagKeys": ["team"]},
+        },
+    }
+    creds = caller(new_user([START, tagged]))
+    authorize(creds, "Runbook", "1", None, {"team": "blue"})
+    assert (
+        "automation-execution/*"
+        in refusal(lambda: authorize(creds, "Runbook", "1", None, {"team": "red"})).message
+    )
+    refusal(lambda: authorize(creds, "Runbook", "1", None, {"team": "blue", "Owner": "x"}))
+    only_definition = caller(new_user([START]))
+    assert (
+        "automation-execution/*" in refusal(lambda: authorize(only_definition, "Runbook", "1", None)).message
+    )
+
+
 def test_a_document_arn_allow_also_covers_the_start(
     local_server: LocalAutomationServer, new_user: Callable[..., Any]
 ) -> None:
     by_document = {**START, "Resource": f"arn:aws:ssm:us-east-1:{ACCOUNT}:document/Runbook"}
-    local_server.authorizer.authorize_start(caller(new_user([by_document])), "Runbook", "1", None)
+    local_server.authorizer.authorize_start(caller(new_user([by_document, EXECUTIONS])), "Runbook", "1", None)
     deny_document = {"Effect": "Deny", "Action": "ssm:*", "Resource": "arn:aws:ssm:*:*:document/Runbook"}
-    creds = caller(new_user([START, deny_document]))
+    creds = caller(new_user([START, EXECUTIONS, deny_document]))
     assert (
         "explicit deny"
         in refusal(lambda: local_server.authorizer.authorize_start(creds, "Runbook", "1", None)).message
@@ -529,10 +556,10 @@ def test_passing_a_role_needs_pass_role_to_ssm(
     role = new_role([SSM_TRUST])
     authorize = local_server.authorizer.authorize_start
 
-    authorize(caller(new_user([START, pass_role(role)])), "Runbook", "1", role)
-    no_pass = caller(new_user([START]))
+    authorize(caller(new_user([START, EXECUTIONS, pass_role(role)])), "Runbook", "1", role)
+    no_pass = caller(new_user([START, EXECUTIONS]))
     assert "iam:PassRole" in refusal(lambda: authorize(no_pass, "Runbook", "1", role)).message
-    to_ec2_only = caller(new_user([START, pass_role(role, "ec2.amazonaws.com")]))
+    to_ec2_only = caller(new_user([START, EXECUTIONS, pass_role(role, "ec2.amazonaws.com")]))
     assert "iam:PassRole" in refusal(lambda: authorize(to_ec2_only, "Runbook", "1", role)).message
     authorize(no_pass, "Runbook", "1", None)  # without a role, no PassRole is needed
 

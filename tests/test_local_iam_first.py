@@ -35,6 +35,14 @@ UNSUPPORTED = {
 }
 
 
+# The Service Authorization Reference's required resource type of a start: the new execution.
+EXECUTIONS = {
+    "Effect": "Allow",
+    "Action": "ssm:StartAutomationExecution",
+    "Resource": f"arn:aws:ssm:us-east-1:{ACCOUNT}:automation-execution/*",
+}
+
+
 def _start(runbook: str, version: str = "*") -> dict[str, Any]:
     return {
         "Effect": "Allow",
@@ -62,7 +70,9 @@ def test_a_caller_not_allowed_to_start_gets_access_denied_before_any_content_err
         Name=unsupported, Content=json.dumps(UNSUPPORTED), DocumentType="Automation"
     )
     other = unique("Other")
-    outsider = boto_client("ssm", new_user([_start(other)], prefix="outsider"))  # may start another runbook
+    outsider = boto_client(
+        "ssm", new_user([_start(other), EXECUTIONS], prefix="outsider")
+    )  # may start another runbook
     attempts: dict[str, dict[str, Any]] = {
         "missing runbook": {"DocumentName": unique("Missing")},
         "missing version": {"DocumentName": runbook, "DocumentVersion": "99"},
@@ -82,7 +92,7 @@ def test_a_caller_not_allowed_to_start_gets_access_denied_before_any_content_err
 def test_a_caller_allowed_to_start_sees_the_content_errors(
     boto_client: Callable[..., Any], new_user: Callable[..., dict[str, str]], runbook: str
 ) -> None:
-    insider = boto_client("ssm", new_user([_start(runbook)], prefix="insider"))
+    insider = boto_client("ssm", new_user([_start(runbook), EXECUTIONS], prefix="insider"))
     expected: dict[str, dict[str, Any]] = {
         "AutomationDefinitionVersionNotFoundException": {"DocumentName": runbook, "DocumentVersion": "99"},
         "InvalidAutomationExecutionParametersException": {
@@ -98,7 +108,7 @@ def test_a_grant_on_the_concrete_version_covers_default_and_latest_requests(
     boto_client: Callable[..., Any], new_user: Callable[..., dict[str, str]], runbook: str
 ) -> None:
     """A pin to version 1 (the default) allows a $DEFAULT start but not $LATEST (version 2)."""
-    pinned = boto_client("ssm", new_user([_start(runbook, "1")], prefix="pinned"))
+    pinned = boto_client("ssm", new_user([_start(runbook, "1"), EXECUTIONS], prefix="pinned"))
     small = {"Parameters": {"Size": ["small"]}}
 
     assert pinned.start_automation_execution(DocumentName=runbook, **small)["AutomationExecutionId"]
@@ -119,7 +129,7 @@ def test_a_grant_on_the_concrete_version_covers_default_and_latest_requests(
 def test_pass_role_is_checked_once_the_parameters_name_the_role(
     boto_client: Callable[..., Any], new_user: Callable[..., dict[str, str]], runbook: str
 ) -> None:
-    starter = boto_client("ssm", new_user([_start(runbook)], prefix="no-pass-role"))
+    starter = boto_client("ssm", new_user([_start(runbook), EXECUTIONS], prefix="no-pass-role"))
     role = f"arn:aws:iam::{ACCOUNT}:role/{unique('role')}"
 
     bad_value = error_of(

@@ -23,6 +23,7 @@ from moto.iam.exceptions import NotFoundException
 from moto.iam.models import Role, iam_backends
 from moto.sts.models import sts_backends
 
+from airflow_ssm_delegate.local.arns import request_parameters, sar_checks
 from airflow_ssm_delegate.local.errors import AutomationApiError
 from airflow_ssm_delegate.local.iam_eval import (
     ContextValue,
@@ -41,7 +42,15 @@ from airflow_ssm_delegate.local.principals import (
     resolve_access_key,
     verify_signature,
 )
-from airflow_ssm_delegate.local.resources import ALWAYS_ALLOWED, Check, Scope, checks_for, ssm_document_arn
+from airflow_ssm_delegate.local.resources import (
+    ALWAYS_ALLOWED,
+    HAND_WRITTEN_SERVICES,
+    Check,
+    Scope,
+    checks_for,
+    ssm_document_arn,
+    tag_context,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -165,12 +174,25 @@ class RequestGuard:
                 raise
             return None
 
-    def authorize(self, request: AwsRequest, principal: AuthenticatedPrincipal) -> None:
-        """Raise AccessDenied unless every check of the request is allowed."""
+    def authorize(
+        self,
+        request: AwsRequest,
+        principal: AuthenticatedPrincipal,
+        resource_tags: Callable[[str], Mapping[str, str]] | None = None,
+    ) -> None:
+        """Raise AccessDenied unless every check of the request is allowed (``resource_tags``: the tags of
+        a resource by ARN, for ``aws:ResourceTag/K``, where moto does not keep them)."""
         if not request.service or not request.operation:
             checks = [Check(f"{request.service or 'unknown'}:{request.operation or 'UnknownOperation'}")]
-        else:
+        elif request.service in HAND_WRITTEN_SERVICES:
             checks = checks_for(request.service, request.operation, request.params, self.policies.scope)
+        else:  # every other service: ARNs and condition keys from the Service Authorization Reference
+            params = request_parameters(
+                request.service, request.operation, request.path, request.params, request.body
+            )
+            checks = sar_checks(request.service, request.operation, params, self.policies.scope)
+        if resource_tags is not None:
+            checks = [_with_resource_tags(check, resource_tags) for check in checks]
         if self.policies.enforce and request.service == "sts" and request.operation == "AssumeRole":
             self._authorize_assume_role(principal, checks[0], request.remote_addr)
             return
@@ -199,6 +221,15 @@ class RequestGuard:
                 raise AccessDenied(principal.arn, check.action, check.resource, decision)
 
 
+def _with_resource_tags(check: Check, resource_tags: Callable[[str], Mapping[str, str]]) -> Check:
+    """The check with ``aws:ResourceTag/K`` for each tag of its resource (none for ``*``)."""
+    tags = resource_tags(check.resource) if check.resource != "*" else {}
+    if not tags:
+        return check
+    context = {**{f"aws:ResourceTag/{key}": value for key, value in tags.items()}, **check.context}
+    return Check(check.action, check.resource, context)
+
+
 def caller_for(principal: AuthenticatedPrincipal | None, request: AwsRequest, account_id: str) -> Caller:
     """The engine's view of who called: the principal, or (IAM off, unknown key) the account root."""
     if principal is not None:
@@ -225,23 +256,37 @@ class IamAuthorizer:
     def scope(self) -> Scope:
         return self.policies.scope
 
+    def execution_arn(self, execution_id: str) -> str:
+        return f"arn:aws:ssm:{self.scope.region}:{self.scope.account_id}:automation-execution/{execution_id}"
+
     def definition_arn(self, document_name: str, document_version: str) -> str:
         arn = ssm_document_arn(self.scope, document_name).replace(":document/", ":automation-definition/", 1)
         return f"{arn}:{document_version}"
 
     def authorize_start(
-        self, caller: Caller, document_name: str, document_version: str, role_arn: str | None
+        self,
+        caller: Caller,
+        document_name: str,
+        document_version: str,
+        role_arn: str | None,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
-        """StartAutomationExecution on the definition (or document) ARN; iam:PassRole on the role.
+        """StartAutomationExecution on the definition (or document) ARN and on the new execution;
+        iam:PassRole on the role.
 
         Allowed when a statement allows the action on ``automation-definition/NAME:VERSION`` or on
-        ``document/NAME`` and neither is explicitly denied (AWS documents both resource forms).
+        ``document/NAME`` and neither is explicitly denied (AWS documents both resource forms), and on
+        ``automation-execution/*`` (the Service Authorization Reference's required resource type; the
+        new execution has no id yet). The start's Tags are ``aws:RequestTag/K`` and ``aws:TagKeys``.
         """
         if not self.policies.enforce:
             return
         principal = self._principal(caller)
         context = self.policies.global_context(principal)
-        version = {"ssm:DocumentVersion": document_version}
+        version: dict[str, ContextValue] = {
+            "ssm:DocumentVersion": document_version,
+            **tag_context(tags or {}),
+        }
         start = [
             Check(
                 "ssm:StartAutomationExecution", self.definition_arn(document_name, document_version), version
@@ -254,6 +299,10 @@ class IamAuthorizer:
                 Decision.EXPLICIT_DENY if Decision.EXPLICIT_DENY in decisions else Decision.IMPLICIT_DENY
             )
             self._deny(principal, start[0], decision)
+        execution = Check("ssm:StartAutomationExecution", self.execution_arn("*"), version)
+        decision = self.policies.decide(principal, execution, context)
+        if decision is not Decision.ALLOW:
+            self._deny(principal, execution, decision)
         if role_arn:
             pass_role = Check("iam:PassRole", role_arn, {"iam:PassedToService": SSM_SERVICE_PRINCIPAL})
             decision = self.policies.decide(principal, pass_role, context)

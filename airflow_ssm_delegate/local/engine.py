@@ -358,12 +358,13 @@ class AutomationEngine:
             raise AutomationApiError("ValidationException", f"Mode {mode!r} must be Auto or Interactive.")
         tags = _checked_tags(request.get("Tags"))
         version = request.get("DocumentVersion")
-        document_name, document_version, runbook = self._load_authorized(caller, name, version)
+        tag_map = {tag["Key"]: tag["Value"] for tag in tags}
+        document_name, document_version, runbook = self._load_authorized(caller, name, version, tag_map)
         _check_supported_actions(runbook)
         values = _resolved_parameters(runbook, request.get("Parameters"))
         role_arn = _role_arn(runbook, values)
         # the concrete version again, and iam:PassRole, which needs the role the parameters name
-        self.authorizer.authorize_start(caller, document_name, document_version, role_arn)
+        self.authorizer.authorize_start(caller, document_name, document_version, role_arn, tag_map)
         token = request.get("ClientToken")
         fingerprint = _request_fingerprint(request, caller)
         with self._lock:
@@ -401,7 +402,9 @@ class AutomationEngine:
         self._scheduler.submit(lambda: self._begin(execution))
         return execution.id
 
-    def _load_authorized(self, caller: Caller, name: str, version: str | None) -> tuple[str, str, Runbook]:
+    def _load_authorized(
+        self, caller: Caller, name: str, version: str | None, tags: dict[str, str]
+    ) -> tuple[str, str, Runbook]:
         """The runbook, read only once the caller may start it: IAM before content, as on AWS.
 
         StartAutomationExecution is authorised on the requested name and version (``$DEFAULT`` when
@@ -412,7 +415,7 @@ class AutomationEngine:
         """
         requested = version or "$DEFAULT"
         try:
-            self.authorizer.authorize_start(caller, name, requested, None)
+            self.authorizer.authorize_start(caller, name, requested, None, tags)
         except AutomationApiError as denied:
             if requested not in SYMBOLIC_VERSIONS:
                 raise
@@ -420,7 +423,7 @@ class AutomationEngine:
                 loaded = self.load_document(name, version)
             except AutomationApiError:
                 raise denied from None
-            self.authorizer.authorize_start(caller, loaded[0], loaded[1], None)
+            self.authorizer.authorize_start(caller, loaded[0], loaded[1], None, tags)
             return loaded
         return self.load_document(name, version)
 

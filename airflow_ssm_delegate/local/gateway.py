@@ -22,6 +22,7 @@ from airflow_ssm_delegate.local.api import (
     AutomationApi,
 )
 from airflow_ssm_delegate.local.authz import AccessDenied, RequestGuard, caller_for
+from airflow_ssm_delegate.local.errors import AutomationApiError
 from airflow_ssm_delegate.local.lambda_invoke import invoke_function
 from airflow_ssm_delegate.local.principals import AuthenticationError
 from airflow_ssm_delegate.local.simulate import simulate_custom_policy, simulate_principal_policy
@@ -103,7 +104,7 @@ class Gateway:
         try:
             principal = self.guard.authenticate(request)
             if principal is not None:
-                self.guard.authorize(request, principal)
+                self.guard.authorize(request, principal, self._execution_tags)
         except AuthenticationError as error:
             log.info(
                 "Refused %s:%s (%s): %s", request.service, request.operation, error.reason, error.message
@@ -129,6 +130,16 @@ class Gateway:
                 request, caller_for(principal, request, self.guard.policies.scope.account_id)
             )
         return None
+
+    def _execution_tags(self, arn: str) -> dict[str, str]:
+        """An Automation execution's tags by ARN (the engine keeps them), for aws:ResourceTag."""
+        _, marker, execution_id = arn.partition(":automation-execution/")
+        if not marker or self.api is None:
+            return {}
+        try:
+            return {tag["Key"]: tag["Value"] for tag in self.api.engine.tags(execution_id)}
+        except AutomationApiError:  # no such execution: the request fails later with the API's own error
+            return {}
 
     def _automation(self, request: AwsRequest, caller: Caller) -> Response:
         if self.api is None:

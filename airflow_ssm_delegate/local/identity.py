@@ -7,7 +7,10 @@ module so the actions package can use them without importing the engine (``engin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,15 @@ class Authorizer(Protocol):
     """IAM decisions the engine delegates (implemented by ``local/authz.py``)."""
 
     def authorize_start(
-        self, caller: Caller, document_name: str, document_version: str, role_arn: str | None
+        self,
+        caller: Caller,
+        document_name: str,
+        document_version: str,
+        role_arn: str | None,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
-        """Raise ``AutomationApiError("AccessDeniedException", ...)`` unless ``caller`` may start it."""
+        """Raise ``AutomationApiError("AccessDeniedException", ...)`` unless ``caller`` may start it
+        (``tags``: the start's Tags, as ``aws:RequestTag``/``aws:TagKeys``)."""
 
     def assume_service_role(self, role_arn: str, execution_id: str) -> Credentials:
         """Temporary keys of ``role_arn`` as ssm.amazonaws.com would get them for ``execution_id``."""

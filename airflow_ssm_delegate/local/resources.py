@@ -280,6 +280,11 @@ _BY_SERVICE: dict[str, Callable[[Scope, str, Mapping[str, Any]], list[Check]]] =
 }
 
 
+#: Services whose checks are written here; every other one is built from the Service Authorization
+#: Reference (``arns``).
+HAND_WRITTEN_SERVICES = frozenset(_BY_SERVICE)
+
+
 def checks_for(service: str, operation: str, params: Mapping[str, Any], scope: Scope) -> list[Check]:
     """Every (action, resource, context) the request needs; empty if the handler authorises it itself."""
     action = f"{service}:{operation}"

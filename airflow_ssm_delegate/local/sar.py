@@ -73,6 +73,13 @@ def action_condition_keys(service: str, action: str) -> list[str]:
     return list(details.get("conditionKeys", [])) if details else []
 
 
+def condition_key_type(service: str, key: str) -> str | None:
+    """The reference's type of a service condition key (``String``, ``ArrayOfString``, ...)."""
+    if not _DATA.services.service_exists(service) or not _DATA.conditions.condition_key_exists(service, key):
+        return None
+    return str(_DATA.conditions.get_condition_key_details(service, key).get("type"))
+
+
 @lru_cache(maxsize=512)
 def typed_resource_segment(service: str) -> bool:
     """Whether every ARN format of ``service`` starts its resource segment with a literal type
