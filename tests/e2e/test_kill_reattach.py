@@ -3,10 +3,16 @@
 Real processes: api-server, scheduler with LocalExecutor, dag-processor and triggerer on a fresh PostgreSQL
 database, the local runtime in its own process. The task waits in its worker (not deferred) on a
 ``LongRunningMaintenance`` execution that stops at its approval step. As soon as the runtime has the
-execution, the test kills the task's process (``airflow worker -- <ti id>``, the title the Task SDK gives
-it) with SIGKILL: no ``on_kill``, no cleanup, nothing recorded after the start. Airflow's supervisor
-reports the try failed, the scheduler queues try 2, and try 2 must find the same execution (deterministic
-ClientToken; the task state store on 3.3, the audit tags before it) — exactly one execution on the runtime.
+execution, the test SIGKILLs the task's process (``airflow worker -- <ti id>``, the title the Task SDK
+gives it) together with its supervisor, the LocalExecutor worker: a lost worker (OOM kill, node loss) —
+no ``on_kill``, no cleanup, nothing recorded after the start, nobody left to report the try. The scheduler
+finds the try without heartbeat, fails it into its retry and queues try 2, which must find the same
+execution (deterministic ClientToken; the task state store on 3.3, the audit tags before it): exactly one
+execution on the runtime.
+
+Why the supervisor too: Airflow 3.1+ turns a task process killed under a live supervisor into a retry
+(``UP_FOR_RETRY``), but Airflow 3.0's supervisor reports it ``failed`` with no retry at all; a lost worker
+goes through the scheduler's heartbeat timeout, which honours retries on every Airflow 3 minor.
 
 This runs in the newest minor (the full suite) and in the oldest one (``make test``'s 3.0 cell).
 """
@@ -63,6 +69,11 @@ with DAG("{DAG_ID}", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timez
     )
 '''
 TIME_SCALE = 60  # the approval step (24 h timeout) waits for the test, not for the clock
+# A try whose worker is gone is failed (into its retry) after this many seconds without a heartbeat.
+HEARTBEAT_ENV = {
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "15",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+}
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +84,7 @@ def kill_world(
     dags = write_dags(workdir / "dags", {f"{DAG_ID}.py": KILL_DAG})
     with local_runtime(workdir / "runtime", time_scale=TIME_SCALE) as runtime:
         story = runtime.provision_story(workdir / "story")
-        with airflow_stacks.stack(dags_folder=dags, extra_env=story_env(story)) as stack:
+        with airflow_stacks.stack(dags_folder=dags, extra_env={**story_env(story), **HEARTBEAT_ENV}) as stack:
             install_fast_polling(stack.home)
             stack.start_all()
             stack.wait_for_dag(DAG_ID)
@@ -93,6 +104,12 @@ def task_process(title: str) -> int | None:
         if cmdline.decode(errors="replace") == title:
             return int(entry.name)
     return None
+
+
+def parent_pid(pid: int) -> int:
+    """The parent of ``pid`` (field 4 of /proc/PID/stat, after the parenthesised command name)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
 
 
 def executions_of_run(runtime: LocalRuntime, run_id: str) -> list[str]:
@@ -124,6 +141,7 @@ def test_a_task_killed_right_after_the_start_is_retried_onto_the_same_execution(
     pid = wait_until(
         lambda: task_process(title), timeout=60, what=f"a process titled {title!r}", interval=0.05
     )
+    supervisor = parent_pid(pid)
     started = wait_until(
         lambda: {e["AutomationExecutionId"] for e in runtime.executions(DOCUMENT)} - before,
         timeout=60,
@@ -131,10 +149,11 @@ def test_a_task_killed_right_after_the_start_is_retried_onto_the_same_execution(
         what=f"StartAutomationExecution of {DOCUMENT} by {TASK_ID}",
         diagnostics=stack.logs_report,
     )
+    os.kill(supervisor, signal.SIGKILL)  # first: nothing may report the try's end
     os.kill(pid, signal.SIGKILL)
     [execution_id] = started
 
-    # Try 2 runs (the scheduler's retry) and waits on the execution try 1 started.
+    # Try 2 runs (the scheduler's retry after the heartbeat timeout) and waits on try 1's execution.
     wait_until(
         lambda: stack.sql(
             "SELECT 1 FROM task_instance WHERE dag_id = %s AND run_id = %s AND task_id = %s "
@@ -158,7 +177,7 @@ def test_a_task_killed_right_after_the_start_is_retried_onto_the_same_execution(
         (DAG_ID, run_id, TASK_ID),
     )
     assert (state, try_number) == ("success", 2)
-    # Try 1 ended because its process died, not by any decision of ours.
+    # Try 1 ended because its worker died, not by any decision of ours.
     [(first_try_state,)] = stack.sql(
         "SELECT state FROM task_instance_history WHERE dag_id = %s AND run_id = %s AND task_id = %s "
         "AND try_number = 1",
