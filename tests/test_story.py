@@ -128,6 +128,21 @@ def test_the_example_policy_is_the_one_the_story_writes(story: Story, story_pref
     assert written == example
 
 
+def test_the_operator_has_the_example_operator_policy(story: Story, story_prefix: str) -> None:
+    """`make demo` provisions the operator with the policy compiled from the example delegation policy."""
+    document = story.client("iam").get_user_policy(
+        UserName=story.operator.user_name, PolicyName="RunApprovedRunbooks"
+    )["PolicyDocument"]
+    provisioned = document if isinstance(document, dict) else json.loads(document)
+    provisioned = json.loads(json.dumps(provisioned).replace(f"role/{story_prefix}", "role/"))
+    example = json.loads((EXAMPLES_DIR / "iam-policies.json").read_text())["operator_policy"]
+    # The pins of a first publication (other tests may publish more versions of the bundled runbooks).
+    for statement in provisioned["Statement"]:
+        if statement["Sid"] == "StartListedRunbooks":
+            statement["Resource"] = [arn.rsplit(":", 1)[0] + ":1" for arn in statement["Resource"]]
+    assert provisioned == example
+
+
 def test_airflow_files_carry_the_operator_identity_and_no_admin_secret(story: Story) -> None:
     connection = json.loads(story.files.connections_file.read_text())[AIRFLOW_CONN_ID]
     assert connection["conn_type"] == "aws"

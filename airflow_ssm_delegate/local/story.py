@@ -9,9 +9,11 @@ Three personas, as the package's README describes them:
   ``ec2:*``; it may only start the approved runbooks and pass the one service role, which is trusted by
   ``ssm.amazonaws.com`` alone and holds the least privilege the runbooks need.
 
-The IAM policies are the ones ``airflow-ssm-delegate iam`` generates for the bundled runbooks, so what the
-demo shows is what an administrator would deploy. ``make demo``, the docker-compose ``airflow-init`` and
-the end-to-end tests all start from :func:`provision_story`.
+The IAM policies are the ones ``airflow-ssm-delegate iam --policy`` prints: the operator's is compiled from
+the very delegation policy written for Airflow (only the pinned runbooks, only the service role, only
+executions carrying Airflow's audit tags), so what the demo shows is what an administrator would deploy.
+``make demo``, the docker-compose ``airflow-init`` and the end-to-end tests all start from
+:func:`provision_story`.
 
 Command line (used by docker-compose)::
 
@@ -35,7 +37,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from airflow_ssm_delegate.documents.bundled import runbook_path
 from airflow_ssm_delegate.documents.publish import PublishError, publish_document
 from airflow_ssm_delegate.examples import EXAMPLE_ROLE_NAME
+from airflow_ssm_delegate.iam import Scope as IamScope
 from airflow_ssm_delegate.iam import generate_policies
+from airflow_ssm_delegate.iam_compile import compile_operator_policy
+from airflow_ssm_delegate.policy import DelegationPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -275,11 +280,12 @@ def provision_story(
         for name, path in zip(STORY_RUNBOOKS, paths, strict=True):
             result = publish_document(author_ssm, path, name)
             runbooks[name] = PublishedRunbook(result.name, str(result.version), result.sha256)
-        # The operator may start exactly the published versions.
-        pinned = {name: runbook.version for name, runbook in runbooks.items()}
-        operator_policy = generate_policies(
-            paths, role_name=role_name, account=account_id, region=region, pinned_versions=pinned
-        )["operator_policy"]
+        # The operator's IAM policy is compiled from the delegation policy Airflow reads (one source of
+        # truth, as `airflow-ssm-delegate iam --policy` does): exactly the published, pinned versions.
+        operator_policy, _ = compile_operator_policy(
+            DelegationPolicy.from_mapping(delegation_policy(role_arn, runbooks), POLICY_FILE_NAME),
+            IamScope(account=account_id, region=region),
+        )
         operator = _create_user(
             iam,
             name_prefix + OPERATOR_USER,
