@@ -195,3 +195,24 @@ def test_allowed_values_of_an_aws_list_type_are_checked_item_by_item() -> None:
         "    type: List<AWS::EC2::Instance::Id>\n    allowedValues: [i-12345678, vol-12345678]\n",
     )
     assert lint_codes(text) == [("SSM012", "error")]
+
+
+@pytest.mark.parametrize(
+    ("variables", "said"),
+    [
+        ("variables: [a]\n", "variables must be a mapping"),
+        ("variables:\n  X: 1\n", "variable X: declaration must be a mapping"),
+        (
+            "variables:\n  X:\n    type: AWS::IAM::Role::Arn\n",
+            "variable X: type 'AWS::IAM::Role::Arn' is not one of",
+        ),
+        (
+            "variables:\n  X:\n    type: String\n    allowedValues: [a]\n",
+            "variable X: unknown key 'allowedValues'",
+        ),
+    ],
+)
+def test_malformed_variables_are_refused_naming_them(variables: str, said: str) -> None:
+    text = LOOP_RUNBOOK.replace("variables:\n  Stopped:\n    type: Integer\n    default: 0\n", variables)
+    with pytest.raises(RunbookError, match=said):
+        parse_runbook(text)

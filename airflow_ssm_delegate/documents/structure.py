@@ -7,7 +7,7 @@ Each problem carries its lint code (see ``lint.RULES``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -101,21 +101,35 @@ def unknown_parameter_keys(parameters: Any) -> Iterator[Problem]:
             )
 
 
-def _parameter_problems(parameters: Any) -> Iterator[Problem]:
-    if not isinstance(parameters, Mapping):
-        yield Problem("SSM001", ("parameters",), "parameters must be a mapping of name -> declaration")
+def _declarations(section: str, label: str, declarations: Any, types: Sequence[str]) -> Iterator[Problem]:
+    """The checks ``parameters`` and ``variables`` share: a mapping of name -> {type: one of ``types``}."""
+    if not isinstance(declarations, Mapping):
+        yield Problem("SSM001", (section,), f"{section} must be a mapping of name -> declaration")
         return
-    for name, declaration in parameters.items():
-        path: Path = ("parameters", name)
+    for name, declaration in declarations.items():
         if not isinstance(declaration, Mapping):
-            yield Problem("SSM011", path, f"parameter {name}: declaration must be a mapping with a type")
-            continue
-        if declaration.get("type") not in PARAMETER_TYPES:
+            yield Problem(
+                "SSM011", (section, name), f"{label} {name}: declaration must be a mapping with a type"
+            )
+        elif declaration.get("type") not in types:
             yield Problem(
                 "SSM011",
-                (*path, "type"),
-                f"parameter {name}: type {declaration.get('type')!r} is not one of {list(PARAMETER_TYPES)}",
+                (section, name, "type"),
+                f"{label} {name}: type {declaration.get('type')!r} is not one of {list(types)}",
             )
+
+
+def _mappings(declarations: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """The well-shaped (name, declaration) pairs, for the checks of one section only."""
+    for name, declaration in declarations.items() if isinstance(declarations, Mapping) else ():
+        if isinstance(declaration, Mapping):
+            yield name, declaration
+
+
+def _parameter_problems(parameters: Any) -> Iterator[Problem]:
+    yield from _declarations("parameters", "parameter", parameters, PARAMETER_TYPES)
+    for name, declaration in _mappings(parameters):
+        path: Path = ("parameters", name)
         for key in INT_PARAMETER_KEYS:
             if key in declaration:
                 for problem in _type_problem(
@@ -136,25 +150,13 @@ def _variable_problems(variables: Any) -> Iterator[Problem]:
     """Top-level ``variables``: name -> {type, default, description}, read and set by aws:updateVariable."""
     if variables is None:
         return
-    if not isinstance(variables, Mapping):
-        yield Problem("SSM001", ("variables",), "variables must be a mapping of name -> {type, default}")
-        return
-    for name, declaration in variables.items():
-        path: Path = ("variables", name)
-        if not isinstance(declaration, Mapping):
-            yield Problem("SSM011", path, f"variable {name}: declaration must be a mapping with a type")
-            continue
+    yield from _declarations("variables", "variable", variables, BASE_TYPES)
+    for name, declaration in _mappings(variables):
         for key in sorted(set(declaration) - VARIABLE_KEYS, key=str):
             yield Problem(
                 "SSM011",
-                (*path, key),
+                ("variables", name, key),
                 f"variable {name}: unknown key {key!r}; allowed keys are {sorted(VARIABLE_KEYS)}",
-            )
-        if declaration.get("type") not in BASE_TYPES:
-            yield Problem(
-                "SSM011",
-                (*path, "type"),
-                f"variable {name}: type {declaration.get('type')!r} is not one of {list(BASE_TYPES)}",
             )
 
 
