@@ -3,7 +3,7 @@
 Every Airflow name whose home moved between 3.0 and 3.3 is imported here, through the ecosystem's own
 layer, ``apache-airflow-providers-common-compat`` (``airflow.providers.common.compat.sdk`` tries the
 ``airflow.sdk`` path first and falls back to the older one). Examples: ``airflow.sdk.conf`` and
-``airflow.sdk.exceptions.AirflowFailException`` exist only from 3.2/3.3 on; ``airflow.sdk.TriggerRule``
+``airflow.sdk.exceptions.AirflowFailException`` exist from 3.2 on, ``airflow.sdk.TriggerRule``
 from 3.1. The rest of the package imports these names from here, never through try/except of its own.
 
 Feature flags say what degrades on older minors (the README's compatibility table is the user's view):
@@ -27,18 +27,42 @@ from airflow.providers.common.compat.sdk import (
     AirflowFailException,
     AirflowSkipException,
     TaskDeferred,
-    TaskInstanceKey,
-    TriggerRule,
-    XCom,
     conf,
-    mask_secret,
-    redact,
 )
-from airflow.triggers.base import BaseTrigger, TriggerEvent
 from packaging.version import Version
 
 if TYPE_CHECKING:
     from airflow.dag_processing.dagbag import DagBag
+    from airflow.providers.common.compat.sdk import TaskInstanceKey, TriggerRule, XCom, mask_secret, redact
+    from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+    HAS_TRIGGER_ON_KILL: bool
+
+# Imported on first use, not with this module: the operator modules import this one at DAG parse time, and
+# e.g. ``airflow.triggers.base`` alone costs ~0.1 s there (the trigger module needs it only when it runs).
+_LAZY = {
+    "BaseTrigger": "airflow.triggers.base",
+    "TriggerEvent": "airflow.triggers.base",
+    "TaskInstanceKey": "airflow.providers.common.compat.sdk",
+    "TriggerRule": "airflow.providers.common.compat.sdk",
+    "XCom": "airflow.providers.common.compat.sdk",
+    "mask_secret": "airflow.providers.common.compat.sdk",
+    "redact": "airflow.providers.common.compat.sdk",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HAS_TRIGGER_ON_KILL":
+        # Checked on the class, not by version number: a build that has the hook counts.
+        return "on_kill" in vars(__getattr__("BaseTrigger"))
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AIRFLOW_MINOR",
@@ -71,8 +95,6 @@ def minor_of(version: str) -> tuple[int, int]:
 
 AIRFLOW_MINOR = minor_of(AIRFLOW_VERSION)
 
-# Checked on the class, not by version number: a backport or a patched build that has the hook counts.
-HAS_TRIGGER_ON_KILL = "on_kill" in vars(BaseTrigger)
 HAS_TASK_STATE_STORE = AIRFLOW_MINOR >= (3, 3)
 
 TRIGGER_ON_KILL_NOTE = (
@@ -86,7 +108,7 @@ TRIGGER_ON_KILL_NOTE = (
 
 def trigger_on_kill_note(execution_id: str) -> str | None:
     """What clearing a deferred task does on this Airflow, when that is not "cancel the execution"."""
-    if HAS_TRIGGER_ON_KILL:
+    if __getattr__("HAS_TRIGGER_ON_KILL"):
         return None
     return TRIGGER_ON_KILL_NOTE.format(version=AIRFLOW_VERSION, execution_id=execution_id)
 
