@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from jsonpath_ng.ext import parse as parse_jsonpath
 
-from airflow_ssm_delegate.documents.actions import ACTIONS, api_operation, is_reference, operation_names
+from airflow_ssm_delegate.documents.actions import (
+    ACTIONS,
+    api_operation,
+    is_reference,
+    operation_names,
+    request_members,
+)
 from airflow_ssm_delegate.documents.model import Problem
 from airflow_ssm_delegate.documents.references import find_references
 from airflow_ssm_delegate.documents.structure import LOOP_ACTION
@@ -91,6 +97,10 @@ def action_problems(step: LintStep) -> Iterator[Problem]:
         yield from _api_problems(step)
 
 
+#: Inputs of executeAwsApi / assertAwsResourceProperty / waitForAwsResourceProperty that are not API ones.
+_ACTION_KEYS = frozenset({"Service", "Api", "PropertySelector", "DesiredValues"})
+
+
 def _api_problems(step: LintStep) -> Iterator[Problem]:
     service, api = step.inputs.get("Service"), step.inputs.get("Api")
     if not isinstance(service, str) or not isinstance(api, str) or is_reference(service) or is_reference(api):
@@ -102,13 +112,22 @@ def _api_problems(step: LintStep) -> Iterator[Problem]:
             f"step {step.name}: {service!r} is not an AWS "
             "service name as boto3 spells it (e.g. ec2, ssm, s3)",
         )
-    elif api_operation(service, api) is None:
+    elif (operation := api_operation(service, api)) is None:
         yield Problem(
             "SSM017",
             (*step.path, "inputs", "Api"),
             f"step {step.name}: {api!r} is not an operation of "
             f"{service} (write it as in the API reference, e.g. DescribeInstances)",
         )
+    else:
+        members = request_members(service.lower(), operation)
+        for name in sorted(set(step.inputs) - members - _ACTION_KEYS, key=str):
+            yield Problem(
+                "SSM005",
+                (*step.path, "inputs", name),
+                f"step {step.name}: {name!r} is not a parameter of {service} {operation} "
+                f"(botocore's model; boto3 would refuse it); parameters are {sorted(members)}",
+            )
 
 
 def _target(value: Any) -> str | None:
