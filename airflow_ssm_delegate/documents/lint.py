@@ -9,7 +9,7 @@ Every finding has a code (``RULES``) and the source line, printed as ``file:line
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path as FilePath
 from typing import Any
 
@@ -76,7 +76,8 @@ class Finding:
         return f"{self.file}:{self.line}: {self.severity}: {self.code} {self.message}"
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The JSON form: ``file``, ``line``, ``code``, ``severity``, ``message``."""
+        return {key: getattr(self, key) for key in ("file", "line", "code", "severity", "message")}
 
 
 def _finding(filename: str, line: int, code: str, message: str) -> Finding:
