@@ -261,3 +261,38 @@ def test_simulate_custom_policy_is_itself_authorised(
     )
     assert error["Code"] == "AccessDenied"
     assert "iam:SimulateCustomPolicy" in error["Message"]
+
+
+def test_resource_policy_naming_only_the_account_delegates_to_identity_policies(iam: Any) -> None:
+    """ "Policy evaluation logic": a resource policy that names the account (not the user) needs the
+    identity policies to allow too; across accounts without a resource policy nothing grants access."""
+    alice = f"arn:aws:iam::{ACCOUNT}:user/alice"
+    to_account = doc(
+        allow("s3:GetObject", "arn:aws:s3:::b/*", Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:root"})
+    )
+    nothing = doc(allow("ec2:DescribeInstances"))
+    args = {"ResourcePolicy": to_account, "CallerArn": alice}
+    assert decision(iam, [nothing], "s3:GetObject", "arn:aws:s3:::b/k", **args) == "implicitDeny"
+    assert (
+        decision(iam, [doc(allow("s3:GetObject"))], "s3:GetObject", "arn:aws:s3:::b/k", **args) == "allowed"
+    )
+    other = f"arn:aws:iam::{OTHER}:root"
+    cross = simulate(
+        iam, [doc(allow("s3:*"))], "s3:GetObject", "arn:aws:s3:::b/k", CallerArn=alice, ResourceOwner=other
+    )
+    assert cross["EvalDecision"] == "implicitDeny"
+    assert cross["EvalDecisionDetails"] == {"IAMPolicy": "allowed"}
+
+
+def test_not_principal_deny_always_denies_a_caller_with_a_permissions_boundary(iam: Any) -> None:
+    """ "Policy elements: NotPrincipal": with a permissions boundary the Deny applies whatever it names."""
+    alice = f"arn:aws:iam::{ACCOUNT}:user/alice"
+    fence = doc(
+        {"Effect": "Deny", "NotPrincipal": {"AWS": alice}, "Action": "s3:*", "Resource": "arn:aws:s3:::b/*"}
+    )
+    args = {"ResourcePolicy": fence, "CallerArn": alice}
+    assert decision(iam, [doc(allow("s3:*"))], "s3:GetObject", "arn:aws:s3:::b/k", **args) == "allowed"
+    bounded = {**args, "PermissionsBoundaryPolicyInputList": [doc(allow("s3:*"))]}
+    assert (
+        decision(iam, [doc(allow("s3:*"))], "s3:GetObject", "arn:aws:s3:::b/k", **bounded) == "explicitDeny"
+    )

@@ -9,8 +9,11 @@ start and end position of the statement in the document text), ``MissingContextV
 
 How policies combine ("Policy evaluation logic"): an explicit deny in any identity, boundary or
 resource policy wins. Otherwise, in one account, an allow from the identity policies (within the
-permissions boundary, when one is given) or from the resource policy allows; across accounts (the
-resource's account from ``ResourceOwner`` or its ARN differs from the caller's) both must allow.
+permissions boundary, when one is given) or from the resource policy allows, unless that policy names
+the caller only by its account (which delegates to the identity policies). Across accounts (the
+resource's account, from its ARN or else ``ResourceOwner``, differs from ``CallerArn``'s) both must
+allow. A Deny with ``NotPrincipal`` in the resource policy denies a caller that has a permissions
+boundary, whatever it names.
 SCPs/RCPs, session policies and ``ResourceHandlingOption`` are not part of the simulation.
 """
 
@@ -22,7 +25,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
-from airflow_ssm_delegate.local.iam_eval import Decision, Evaluation, Principal, RequestContext, explain
+from airflow_ssm_delegate.local.iam_eval import (
+    Decision,
+    Evaluation,
+    Principal,
+    RequestContext,
+    explain,
+    statements_of,
+)
 from airflow_ssm_delegate.local.policy_text import PolicyDocumentError, statement_spans
 from airflow_ssm_delegate.local.principals import identity_policy_sources
 from airflow_ssm_delegate.local.simulate_input import (
@@ -40,7 +50,6 @@ if TYPE_CHECKING:
 
     from airflow_ssm_delegate.local.wire import Response
 
-DEFAULT_ACCOUNT = "123456789012"  # the local runtime's account, for a simulation naming no caller
 _EVAL_DECISION = {
     Decision.ALLOW: "allowed",
     Decision.EXPLICIT_DENY: "explicitDeny",
@@ -75,8 +84,9 @@ def _account_of(arn: str | None) -> str | None:
     return parts[4] if len(parts) > 5 and parts[4] else None
 
 
-def _decide(simulation: SimulationInput, action: str, resource: str, caller_account: str) -> _Outcome:
-    """One action on one resource, every policy type combined as AWS's evaluation logic does."""
+def _decide(simulation: SimulationInput, action: str, resource: str, caller_account: str | None) -> _Outcome:
+    """One action on one resource, every policy type combined as AWS's evaluation logic does
+    (``caller_account`` None: no caller named, the resource is taken to be in the caller's account)."""
     caller = Principal(arn=simulation.caller_arn, account=caller_account) if simulation.caller_arn else None
     request = RequestContext(action, resource, simulation.context)
     parts: list[tuple[list[PolicySource], Evaluation]] = []
@@ -90,6 +100,11 @@ def _decide(simulation: SimulationInput, action: str, resource: str, caller_acco
     if simulation.resource_policy is not None:
         resource_request = RequestContext(action, resource, simulation.context, caller)
         granted = explain([simulation.resource_policy.document], resource_request)
+        if boundary is not None and granted.decision is not Decision.EXPLICIT_DENY:
+            granted = (
+                _boundary_not_principal_deny(simulation.resource_policy, action, resource, simulation)
+                or granted
+            )
         parts.append(([simulation.resource_policy], granted))
     missing = sorted({key for _, part in parts for key in part.missing_keys}, key=str.lower)
     denies = [(sources, part) for sources, part in parts if part.decision is Decision.EXPLICIT_DENY]
@@ -99,18 +114,14 @@ def _decide(simulation: SimulationInput, action: str, resource: str, caller_acco
         outcome.details["PermissionsBoundaryDecisionDetail"] = {
             "AllowedByPermissionsBoundary": allowed_by_boundary
         }
-    resource_account = owner_account(simulation.resource_owner) or _account_of(resource) or caller_account
-    # Without a resource policy the simulation is of identity policies only, whoever owns the resource.
-    cross_account = granted is not None and resource_account != caller_account
+    # The resource's account: its ARN's, else ResourceOwner's, else the caller's (IAM API reference).
+    resource_account = _account_of(resource) or owner_account(simulation.resource_owner) or caller_account
+    cross_account = caller_account is not None and resource_account != caller_account
     if resource != "*":
-        outcome.details["EvalDecisionDetails"] = (
-            {
-                "IAMPolicy": _EVAL_DECISION[identity.decision],
-                "ResourcePolicy": _EVAL_DECISION[granted.decision],
-            }
-            if cross_account and granted is not None
-            else {}
-        )
+        details = {"IAMPolicy": _EVAL_DECISION[identity.decision]} if cross_account else {}
+        if cross_account and granted is not None:
+            details["ResourcePolicy"] = _EVAL_DECISION[granted.decision]
+        outcome.details["EvalDecisionDetails"] = details
     if denies:
         outcome.decision = Decision.EXPLICIT_DENY
         outcome.matched = [m for sources, part in denies for m in _matched(sources, part)]
@@ -119,14 +130,39 @@ def _decide(simulation: SimulationInput, action: str, resource: str, caller_acco
         boundary is None or boundary.decision is Decision.ALLOW
     )
     resource_ok = granted is not None and granted.decision is Decision.ALLOW
-    allowed = (identity_ok and resource_ok) if cross_account else (identity_ok or resource_ok)
+    if cross_account:
+        allowed = identity_ok and resource_ok
+    else:  # a resource policy naming only the account delegates to it: the identity policies must allow too
+        allowed = identity_ok or (resource_ok and _names_caller(simulation, action, resource))
     if allowed:
         outcome.decision = Decision.ALLOW
         outcome.matched = [m for sources, part in parts for m in _matched(sources, part)]
     return outcome
 
 
-def _results(simulation: SimulationInput, caller_account: str) -> list[dict[str, Any]]:
+def _boundary_not_principal_deny(
+    policy: PolicySource, action: str, resource: str, simulation: SimulationInput
+) -> Evaluation | None:
+    """ "Policy elements: NotPrincipal": a Deny with NotPrincipal in a resource policy denies a principal
+    that has a permissions boundary whatever NotPrincipal names."""
+    anyone = explain([policy.document], RequestContext(action, resource, simulation.context, Principal()))
+    statements = statements_of(policy.document)
+    if anyone.decision is Decision.EXPLICIT_DENY and any(
+        "NotPrincipal" in statements[m.statement_index] for m in anyone.matched
+    ):
+        return anyone
+    return None
+
+
+def _names_caller(simulation: SimulationInput, action: str, resource: str) -> bool:
+    """Whether the resource policy allows the caller by its own ARN (or ``*``), not only by its account."""
+    if simulation.resource_policy is None:
+        return False
+    by_arn = RequestContext(action, resource, simulation.context, Principal(arn=simulation.caller_arn))
+    return explain([simulation.resource_policy.document], by_arn).decision is Decision.ALLOW
+
+
+def _results(simulation: SimulationInput, caller_account: str | None) -> list[dict[str, Any]]:
     results = []
     for action in simulation.actions:
         for resource in simulation.resources:
@@ -184,7 +220,7 @@ def _result_xml(result: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
-def _respond(operation: str, simulation: SimulationInput, caller_account: str) -> Response:
+def _respond(operation: str, simulation: SimulationInput, caller_account: str | None) -> Response:
     results = _results(simulation, caller_account)
     if simulation.marker > len(results):
         raise InvalidInput("Marker points past the last result; start again without Marker.")
@@ -218,8 +254,7 @@ def simulate_custom_policy(params: Mapping[str, Any]) -> Response:
         simulation = read_simulation(params, [])
         if not simulation.identity:
             raise InvalidInput("PolicyInputList must hold at least one policy document.")
-        caller_account = _account_of(simulation.caller_arn) or DEFAULT_ACCOUNT
-        return _respond("SimulateCustomPolicy", simulation, caller_account)
+        return _respond("SimulateCustomPolicy", simulation, _account_of(simulation.caller_arn))
 
     return _answer(build)
 
@@ -241,7 +276,7 @@ def simulate_principal_policy(params: Mapping[str, Any]) -> Response:
         simulation = read_simulation(params, attached)
         if simulation.caller_arn is None and ":user/" in source:
             simulation.caller_arn = source
-        caller_account = _account_of(simulation.caller_arn) or _account_of(source) or DEFAULT_ACCOUNT
+        caller_account = _account_of(simulation.caller_arn) or _account_of(source)
         return _respond("SimulatePrincipalPolicy", simulation, caller_account)
 
     return _answer(build)
