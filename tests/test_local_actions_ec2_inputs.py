@@ -118,3 +118,42 @@ def test_a_list_reference_inside_a_list_is_spliced_as_aws_does(h: Harness, ec2: 
     execution = h.finish(h.run(document, {"Ids": ids}))
     assert execution["AutomationExecutionStatus"] == "Success", execution
     assert [instance(ec2, i)["State"]["Name"] for i in ids] == ["running", "running"]
+
+
+def test_run_instances_takes_text_booleans_and_create_image_the_api_members(h: Harness, ec2: Any) -> None:
+    launch = step(
+        "Launch",
+        "aws:runInstances",
+        inputs={"ImageId": AMI, "EbsOptimized": "true", "Monitoring": "false"},
+        outputs=[{"Name": "InstanceId", "Selector": "$.InstanceIds[0]", "Type": "String"}],
+    )
+    image = step(
+        "Image",
+        "aws:createImage",
+        inputs={
+            "InstanceId": "{{ Launch.InstanceId }}",
+            "ImageName": "tagged-image",
+            "NoReboot": "true",
+            "TagSpecifications": [{"ResourceType": "image", "Tags": [{"Key": "Team", "Value": "a"}]}],
+        },
+    )
+    execution = h.finish(h.run(runbook(launch, image, outputs=["Launch.InstanceIds", "Image.ImageId"])))
+    assert execution["AutomationExecutionStatus"] == "Success", execution
+    [instance_id] = execution["Outputs"]["Launch.InstanceIds"]
+    described = instance(ec2, instance_id)
+    assert described["EbsOptimized"] is True
+    assert described["Monitoring"]["State"] == "disabled"
+    [image_id] = execution["Outputs"]["Image.ImageId"]
+    assert ec2.describe_images(ImageIds=[image_id])["Images"][0]["Tags"] == [{"Key": "Team", "Value": "a"}]
+
+
+def test_flow_actions_refuse_inputs_aws_does_not_document(h: Harness) -> None:
+    for action, inputs in (
+        ("aws:pause", {"Message": "x"}),
+        ("aws:sleep", {"Duration": "PT1S", "Until": "x"}),
+        ("aws:approve", {"Approvers": ["arn:aws:iam::123456789012:user/x"], "Deadline": "x"}),
+    ):
+        execution = h.finish(h.run(runbook(step("S", action, inputs=inputs))))
+        failed = steps_by_name(execution)["S"]
+        assert failed["FailureDetails"]["FailureType"] == "Verification", failed
+        assert "does not take input(s)" in failed["FailureMessage"]

@@ -23,11 +23,11 @@ _RATE_CONTROL = (
     "MaxConcurrency",
     "MaxErrors",
     "TargetLocations",
+    "TargetLocationsURL",
     "TargetMaps",
     "TargetParameterName",
     "Targets",
 )
-_INPUTS = frozenset({"DocumentName", "DocumentVersion", "RuntimeParameters", "Tags", *_RATE_CONTROL})
 
 
 def _api_value(value: Any) -> list[str]:
@@ -44,7 +44,7 @@ def _api_value(value: Any) -> list[str]:
 
 
 def execute_automation(ctx: StepContext) -> Outcome:
-    reject_unknown_inputs(ctx.inputs, "aws:executeAutomation", _INPUTS)
+    reject_unknown_inputs(ctx.inputs, "aws:executeAutomation")
     runtime = ctx.inputs.get("RuntimeParameters") or {}
     if not isinstance(runtime, dict):
         raise StepFailure("Input RuntimeParameters must be a map of parameter name to value.", "Verification")

@@ -184,7 +184,20 @@ def poll(
     return attempt(ctx)
 
 
-def reject_unknown_inputs(inputs: Mapping[str, Any], action: str, allowed: frozenset[str]) -> None:
+def documented_inputs(action: str) -> frozenset[str]:
+    """The inputs AWS documents for ``action``: the one table lint and the hook use too
+    (``documents.actions.ACTIONS``, including every request member of the API an action wraps)."""
+    from airflow_ssm_delegate.documents.actions import ACTIONS  # documents import nothing of local
+
+    return ACTIONS[action].accepted_inputs()
+
+
+def reject_unknown_inputs(
+    inputs: Mapping[str, Any], action: str, allowed: frozenset[str] | None = None
+) -> None:
+    """An input AWS does not document for ``action`` fails the step naming it (``allowed`` defaults to the
+    documented inputs)."""
+    allowed = documented_inputs(action) if allowed is None else allowed
     unknown = sorted(set(inputs) - allowed)
     if unknown:
         raise StepFailure(

@@ -4,38 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_ssm_delegate.local.actions.base import Done, Outcome, StepContext, StepFailure, poll, require
+from airflow_ssm_delegate.local.actions.base import (
+    Done,
+    Outcome,
+    StepContext,
+    StepFailure,
+    poll,
+    reject_unknown_inputs,
+    require,
+)
 from airflow_ssm_delegate.local.actions.shapes import coerce_request
 
-_PASSTHROUGH = frozenset(
-    {
-        "DocumentName",
-        "InstanceIds",
-        "Targets",
-        "Parameters",
-        "Comment",
-        "DocumentHash",
-        "DocumentHashType",
-        "DocumentVersion",
-        "MaxConcurrency",
-        "MaxErrors",
-        "NotificationConfig",
-        "OutputS3BucketName",
-        "OutputS3KeyPrefix",
-        "ServiceRoleArn",
-        "CloudWatchOutputConfig",
-        "TimeoutSeconds",
-    }
-)
 _DONE = frozenset({"Success"})
 _FAILED = frozenset({"Failed", "Cancelled", "TimedOut", "Cancelling"})
 
 
 def run_command(ctx: StepContext) -> Outcome:
     require(ctx.inputs, "DocumentName", str)
-    unknown = sorted(set(ctx.inputs) - _PASSTHROUGH)
-    if unknown:
-        raise StepFailure(f"aws:runCommand does not take input(s) {', '.join(unknown)}.", "Verification")
+    reject_unknown_inputs(ctx.inputs, "aws:runCommand")  # SendCommand's members, as AWS documents
     request: dict[str, Any] = dict(ctx.inputs)
     if isinstance(request.get("Parameters"), dict):  # SendCommand wants every value as a list of strings
         request["Parameters"] = {

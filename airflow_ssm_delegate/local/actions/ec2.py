@@ -1,4 +1,5 @@
-"""EC2 actions: aws:runInstances, aws:createTags, aws:changeInstanceState, aws:createImage, aws:deleteImage.
+"""EC2 actions: aws:runInstances, aws:createTags, aws:changeInstanceState, aws:createImage, aws:copyImage,
+aws:deleteImage.
 
 Each makes the real EC2 calls (against the local endpoint) and waits, by polling on the simulated clock,
 for the state AWS waits for: instances running (or the desired state), images available.
@@ -20,38 +21,13 @@ from airflow_ssm_delegate.local.actions.base import (
     require,
     string_list,
 )
+from airflow_ssm_delegate.local.actions.shapes import coerce_request
 
-_RUN_INSTANCES_PASSTHROUGH = {
-    "InstanceType": "InstanceType",
-    "AdditionalInfo": "AdditionalInfo",
-    "BlockDeviceMappings": "BlockDeviceMappings",
-    "ClientToken": "ClientToken",
-    "DisableApiTermination": "DisableApiTermination",
-    "EbsOptimized": "EbsOptimized",
-    "InstanceInitiatedShutdownBehavior": "InstanceInitiatedShutdownBehavior",
-    "KernelId": "KernelId",
-    "KeyName": "KeyName",
-    "MetadataOptions": "MetadataOptions",  # used by AWS's own runbooks (AWS-* IMDSv2 launches)
-    "NetworkInterfaces": "NetworkInterfaces",
-    "Placement": "Placement",
-    "PrivateIpAddress": "PrivateIpAddress",
-    "RamdiskId": "RamdiskId",
-    "SecurityGroupIds": "SecurityGroupIds",
-    "SecurityGroups": "SecurityGroups",
-    "SubnetId": "SubnetId",
-    "TagSpecifications": "TagSpecifications",
-}
-_RUN_INSTANCES_INPUTS = frozenset(
-    {
-        "ImageId",
-        "MinInstanceCount",
-        "MaxInstanceCount",
-        "IamInstanceProfileArn",
-        "IamInstanceProfileName",
-        "Monitoring",
-        "UserData",
-        *_RUN_INSTANCES_PASSTHROUGH,
-    }
+#: aws:runInstances inputs that are not RunInstances request members under the same name
+#: (https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-action-runinstance.html); every
+#: other documented input is passed to RunInstances as written.
+_RUN_INSTANCES_OWN = frozenset(
+    {"MinInstanceCount", "MaxInstanceCount", "IamInstanceProfileArn", "IamInstanceProfileName"}
 )
 DESIRED_STATES = ("running", "stopped", "terminated")
 
@@ -68,20 +44,20 @@ def _count(inputs: dict[str, Any], name: str, default: int) -> int:
 
 
 def _run_instances_request(inputs: dict[str, Any]) -> dict[str, Any]:
-    reject_unknown_inputs(inputs, "aws:runInstances", _RUN_INSTANCES_INPUTS)
-    minimum = _count(inputs, "MinInstanceCount", 1)
-    request: dict[str, Any] = {
-        "ImageId": require(inputs, "ImageId", str),
-        "MinCount": minimum,
-        "MaxCount": _count(inputs, "MaxInstanceCount", minimum),
-    }
-    request.update({api: inputs[key] for key, api in _RUN_INSTANCES_PASSTHROUGH.items() if key in inputs})
+    reject_unknown_inputs(inputs, "aws:runInstances")
+    request = {key: value for key, value in inputs.items() if key not in _RUN_INSTANCES_OWN}
+    minimum = _count(inputs, "MinInstanceCount", inputs.get("MinCount", 1))
+    request.update(
+        ImageId=require(inputs, "ImageId", str),
+        MinCount=minimum,
+        MaxCount=_count(inputs, "MaxInstanceCount", inputs.get("MaxCount", minimum)),
+    )
     if "IamInstanceProfileArn" in inputs:
         request["IamInstanceProfile"] = {"Arn": inputs["IamInstanceProfileArn"]}
     elif "IamInstanceProfileName" in inputs:
         request["IamInstanceProfile"] = {"Name": inputs["IamInstanceProfileName"]}
-    if "Monitoring" in inputs:
-        request["Monitoring"] = {"Enabled": bool(inputs["Monitoring"])}
+    if "Monitoring" in inputs and not isinstance(inputs["Monitoring"], dict):  # documented as a Boolean
+        request["Monitoring"] = {"Enabled": _flag(inputs, "Monitoring")}
     if "UserData" in inputs:  # the input is base64 already; boto3 encodes again
         try:
             request["UserData"] = base64.b64decode(str(inputs["UserData"]), validate=True).decode()
@@ -127,13 +103,14 @@ def _wait_for_state(
 
 
 def run_instances(ctx: StepContext) -> Outcome:
-    response = ctx.client("ec2").run_instances(**_run_instances_request(ctx.inputs))
+    ec2 = ctx.client("ec2")
+    response = ec2.run_instances(**coerce_request(ec2, "RunInstances", _run_instances_request(ctx.inputs)))
     instance_ids = [instance["InstanceId"] for instance in response.get("Instances", [])]
     return _wait_for_state(ctx, instance_ids, "running")
 
 
 def create_tags(ctx: StepContext) -> Outcome:
-    reject_unknown_inputs(ctx.inputs, "aws:createTags", frozenset({"ResourceIds", "Tags", "ResourceType"}))
+    reject_unknown_inputs(ctx.inputs, "aws:createTags")
     resource_ids = string_list(ctx.inputs, "ResourceIds")
     tags = require(ctx.inputs, "Tags", list)
     if not all(isinstance(tag, dict) and isinstance(tag.get("Key"), str) for tag in tags):
@@ -155,12 +132,6 @@ def create_tags(ctx: StepContext) -> Outcome:
     return Done()
 
 
-#: https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-action-changestate.html
-_CHANGE_STATE_INPUTS = frozenset(
-    {"InstanceIds", "DesiredState", "CheckStateOnly", "Force", "AdditionalInfo", "FailOnUnexpectedStopped"}
-)
-
-
 def _flag(inputs: dict[str, Any], name: str) -> bool:
     """A Boolean input, written as a boolean or as the text true/false (as AWS accepts it)."""
     value = inputs.get(name, False)
@@ -174,7 +145,7 @@ def _flag(inputs: dict[str, Any], name: str) -> bool:
 def change_instance_state(ctx: StepContext) -> Outcome:
     """FailOnUnexpectedStopped (AWS's example pairs it with running): fail as soon as an instance is
     stopping/stopped while waiting, instead of waiting for the timeout."""
-    reject_unknown_inputs(ctx.inputs, "aws:changeInstanceState", _CHANGE_STATE_INPUTS)
+    reject_unknown_inputs(ctx.inputs, "aws:changeInstanceState")
     instance_ids = string_list(ctx.inputs, "InstanceIds")
     desired = require(ctx.inputs, "DesiredState", str)
     if desired not in DESIRED_STATES:
@@ -198,44 +169,30 @@ def change_instance_state(ctx: StepContext) -> Outcome:
     return _wait_for_state(ctx, instance_ids, desired, fail_on_stopped)
 
 
+#: aws:createImage/aws:copyImage inputs whose API member has another name (automation-action-create.html,
+#: automation-action-copyimage.html); their other documented inputs are the API's members as written.
+_IMAGE_RENAMES = {"ImageName": "Name", "ImageDescription": "Description"}
+
+
+def _image_request(
+    ctx: StepContext, action: str, operation: str, required: tuple[str, ...]
+) -> dict[str, Any]:
+    """The ``operation`` request of an image step, values converted to the API's types."""
+    reject_unknown_inputs(ctx.inputs, action)
+    for name in required:
+        require(ctx.inputs, name, str)
+    request = {_IMAGE_RENAMES.get(key, key): value for key, value in ctx.inputs.items()}
+    return coerce_request(ctx.client("ec2"), operation, request)
+
+
 def create_image(ctx: StepContext) -> Outcome:
-    reject_unknown_inputs(
-        ctx.inputs,
-        "aws:createImage",
-        frozenset({"InstanceId", "ImageName", "ImageDescription", "NoReboot", "BlockDeviceMappings"}),
-    )
-    request: dict[str, Any] = {
-        "InstanceId": require(ctx.inputs, "InstanceId", str),
-        "Name": require(ctx.inputs, "ImageName", str),
-    }
-    if "ImageDescription" in ctx.inputs:
-        request["Description"] = str(ctx.inputs["ImageDescription"])
-    if "NoReboot" in ctx.inputs:
-        request["NoReboot"] = str(ctx.inputs["NoReboot"]).lower() == "true"
-    if "BlockDeviceMappings" in ctx.inputs:
-        request["BlockDeviceMappings"] = ctx.inputs["BlockDeviceMappings"]
+    request = _image_request(ctx, "aws:createImage", "CreateImage", ("InstanceId", "ImageName"))
     return _wait_for_image(ctx, ctx.client("ec2").create_image(**request)["ImageId"])
 
 
-#: https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-action-copyimage.html
-_COPY_IMAGE_INPUTS = {
-    "SourceImageId": "SourceImageId",
-    "SourceRegion": "SourceRegion",
-    "ImageName": "Name",
-    "ImageDescription": "Description",
-    "Encrypted": "Encrypted",
-    "KmsKeyId": "KmsKeyId",
-    "ClientToken": "ClientToken",
-}
-
-
 def copy_image(ctx: StepContext) -> Outcome:
-    reject_unknown_inputs(ctx.inputs, "aws:copyImage", frozenset(_COPY_IMAGE_INPUTS))
-    for name in ("SourceImageId", "SourceRegion", "ImageName"):
-        require(ctx.inputs, name, str)
-    request = {api: ctx.inputs[key] for key, api in _COPY_IMAGE_INPUTS.items() if key in ctx.inputs}
-    if "Encrypted" in request:
-        request["Encrypted"] = _flag(ctx.inputs, "Encrypted")
+    required = ("SourceImageId", "SourceRegion", "ImageName")
+    request = _image_request(ctx, "aws:copyImage", "CopyImage", required)
     return _wait_for_image(ctx, ctx.client("ec2").copy_image(**request)["ImageId"])
 
 
@@ -255,7 +212,7 @@ def _wait_for_image(ctx: StepContext, image_id: str) -> Outcome:
 
 
 def delete_image(ctx: StepContext) -> Outcome:
-    reject_unknown_inputs(ctx.inputs, "aws:deleteImage", frozenset({"ImageId"}))
+    reject_unknown_inputs(ctx.inputs, "aws:deleteImage")
     image_id = require(ctx.inputs, "ImageId", str)
     ec2 = ctx.client("ec2")
     images = ec2.describe_images(ImageIds=[image_id]).get("Images", [])

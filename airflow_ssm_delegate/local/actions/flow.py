@@ -16,6 +16,7 @@ from airflow_ssm_delegate.local.actions.base import (
     StepFailure,
     WaitForSignal,
     WaitUntil,
+    reject_unknown_inputs,
     require,
     string_list,
 )
@@ -67,11 +68,13 @@ def sleep_end(inputs: dict[str, Any], started: datetime) -> datetime:
 
 
 def sleep(ctx: StepContext) -> Outcome:
+    reject_unknown_inputs(ctx.inputs, "aws:sleep")
     # from the step's start, so an observer computes the same end from ExecutionStartTime + Inputs
     return WaitUntil(sleep_end(ctx.inputs, ctx.started), lambda _ctx: Done())
 
 
 def pause(ctx: StepContext) -> Outcome:
+    reject_unknown_inputs(ctx.inputs, "aws:pause")
     return WaitForSignal(frozenset({"Resume"}), lambda _ctx, _signal: Done())
 
 
@@ -118,6 +121,7 @@ def is_approver(sender: str, approvers: list[str]) -> bool:
 
 
 def approve(ctx: StepContext) -> Outcome:
+    reject_unknown_inputs(ctx.inputs, "aws:approve")
     approvers = string_list(ctx.inputs, "Approvers")
     minimum = int(ctx.inputs.get("MinRequiredApprovals", 1) or 1)
     if not 1 <= minimum <= len(approvers):
@@ -159,6 +163,7 @@ def approve(ctx: StepContext) -> Outcome:
 
 
 def branch(ctx: StepContext) -> Outcome:
+    reject_unknown_inputs(ctx.inputs, "aws:branch")
     default = ctx.inputs.get("Default")
     try:
         target = choose(require(ctx.inputs, "Choices", list), str(default) if default else None)

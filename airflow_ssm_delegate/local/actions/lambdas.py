@@ -24,15 +24,12 @@ from airflow_ssm_delegate.local.actions.base import (
     require,
 )
 
-_INPUTS = frozenset(
-    {"FunctionName", "Qualifier", "InvocationType", "LogType", "ClientContext", "InputPayload", "Payload"}
-)
 _INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
 _LOG_TYPES = ("None", "Tail")
 
 
 def _request(inputs: dict[str, Any]) -> dict[str, Any]:
-    reject_unknown_inputs(inputs, "aws:invokeLambdaFunction", _INPUTS)
+    reject_unknown_inputs(inputs, "aws:invokeLambdaFunction")
     request: dict[str, Any] = {"FunctionName": require(inputs, "FunctionName", str)}
     for name, allowed in (("InvocationType", _INVOCATION_TYPES), ("LogType", _LOG_TYPES)):
         if inputs.get(name) not in (None, ""):

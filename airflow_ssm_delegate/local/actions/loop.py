@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 MAX_ITERATIONS = 100
-_INPUTS = frozenset({"Iterators", "IteratorDataType", "LoopCondition", "MaxIterations"})
 #: Inputs the engine must not render when the step starts: the condition reads the nested steps' outputs.
 LATE_INPUTS = frozenset({"LoopCondition"})
 DATA_TYPES = ("Boolean", "Integer", "String", "StringMap")
@@ -78,7 +77,7 @@ def _max_iterations(inputs: dict[str, Any]) -> int:
 
 def loop(ctx: StepContext) -> Outcome:
     inputs = ctx.inputs
-    reject_unknown_inputs(inputs, "aws:loop", _INPUTS | {"Steps"})
+    reject_unknown_inputs(inputs, "aws:loop")
     if not ctx.step.steps:
         raise StepFailure("aws:loop needs at least one step in Steps.", "Verification")
     condition = ctx.step.inputs.get("LoopCondition")

@@ -27,7 +27,6 @@ from airflow_ssm_delegate.local.actions.base import (
 )
 from airflow_ssm_delegate.local.actions.python_runner import PythonRun, failure_text, failure_type, wait_for
 
-_INPUTS = frozenset({"Runtime", "Handler", "Script", "Attachment", "InputPayload"})
 PYTHON_RUNTIMES = frozenset({f"python3.{minor}" for minor in range(6, 12)})
 POWERSHELL_RUNTIMES = frozenset({"PowerShell Core 6.0", "PowerShell 7.0", "PowerShell 7.2", "PowerShell 7.4"})
 MAX_SECONDS = 600  # AWS's limit for one aws:executeScript step
@@ -41,7 +40,7 @@ def script_context(ctx: StepContext) -> dict[str, Any]:
 
 
 def execute_script(ctx: StepContext) -> Outcome:
-    reject_unknown_inputs(ctx.inputs, "aws:executeScript", _INPUTS)
+    reject_unknown_inputs(ctx.inputs, "aws:executeScript")
     runtime = require(ctx.inputs, "Runtime", str)
     if runtime in POWERSHELL_RUNTIMES:
         raise StepFailure(

@@ -21,30 +21,11 @@ from airflow_ssm_delegate.local.actions.base import (
     require,
 )
 
-_CREATE_INPUTS = frozenset(
-    {
-        "StackName",
-        "TemplateBody",
-        "TemplateURL",
-        "Parameters",
-        "Capabilities",
-        "ClientRequestToken",
-        "NotificationARNs",
-        "OnFailure",
-        "ResourceTypes",
-        "RoleARN",
-        "StackPolicyBody",
-        "StackPolicyURL",
-        "Tags",
-        "TimeoutInMinutes",
-    }
-)
-_DELETE_INPUTS = frozenset({"StackName", "RoleARN"})
 _LIST_INPUTS = ("Capabilities", "NotificationARNs", "ResourceTypes")
 
 
 def _create_request(inputs: dict[str, Any]) -> dict[str, Any]:
-    reject_unknown_inputs(inputs, "aws:createStack", _CREATE_INPUTS)
+    reject_unknown_inputs(inputs, "aws:createStack")
     if ("TemplateBody" in inputs) == ("TemplateURL" in inputs):
         raise StepFailure("aws:createStack needs exactly one of TemplateBody or TemplateURL.", "Verification")
     request = {key: value for key, value in inputs.items() if value not in (None, "", [])}
@@ -115,11 +96,9 @@ def create_stack(ctx: StepContext) -> Outcome:
 
 
 def delete_stack(ctx: StepContext) -> Outcome:
-    reject_unknown_inputs(ctx.inputs, "aws:deleteStack", _DELETE_INPUTS)
+    reject_unknown_inputs(ctx.inputs, "aws:deleteStack")
     name = require(ctx.inputs, "StackName", str)
-    request = {"StackName": name}
-    if ctx.inputs.get("RoleARN"):
-        request["RoleARN"] = str(ctx.inputs["RoleARN"])
+    request = {key: value for key, value in ctx.inputs.items() if value not in (None, "", [])}
     stack = _stack(ctx, name)
     stack_id = stack["StackId"] if stack else name  # deleting a stack that is gone succeeds, as on AWS
     ctx.client("cloudformation").delete_stack(**request)

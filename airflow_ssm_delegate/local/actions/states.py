@@ -24,16 +24,15 @@ from airflow_ssm_delegate.local.actions.base import (
 )
 from airflow_ssm_delegate.local.selectors import json_safe
 
-_INPUTS = frozenset({"stateMachineArn", "name", "input", "traceHeader"})
 _OUTPUTS = ("executionArn", "input", "name", "output", "startDate", "stateMachineArn", "status", "stopDate")
 
 
 def execute_state_machine(ctx: StepContext) -> Outcome:
-    reject_unknown_inputs(ctx.inputs, "aws:executeStateMachine", _INPUTS)
+    reject_unknown_inputs(ctx.inputs, "aws:executeStateMachine")
     request: dict[str, Any] = {"stateMachineArn": require(ctx.inputs, "stateMachineArn", str)}
-    for key in ("name", "traceHeader"):
-        if ctx.inputs.get(key):
-            request[key] = str(ctx.inputs[key])
+    for key, value in ctx.inputs.items():  # the other StartExecution members, as given
+        if key not in ("stateMachineArn", "input") and value not in (None, ""):
+            request[key] = value
     if ctx.inputs.get("input") not in (None, ""):
         value = ctx.inputs["input"]
         request["input"] = value if isinstance(value, str) else json.dumps(value)

@@ -75,7 +75,7 @@ def initial_values(declared: Mapping[str, ParameterSpec]) -> dict[str, Any]:
 
 
 def update_variable(ctx: StepContext) -> Outcome:
-    reject_unknown_inputs(ctx.inputs, "aws:updateVariable", frozenset({"Name", "Value"}))
+    reject_unknown_inputs(ctx.inputs, "aws:updateVariable")
     name = require(ctx.inputs, "Name", str)
     if "Value" not in ctx.inputs:
         raise StepFailure("Missing required input Value.", "Verification")
