@@ -15,6 +15,7 @@ MATRIX_CELLS ?= 3.0 3.1 3.2 lowest
 CELL_TESTS ?= tests/test_operator.py tests/test_trigger.py tests/test_sensor.py tests/test_hook.py \
 	tests/test_links.py tests/test_idempotency.py tests/test_faults_retry.py tests/test_cluster_policy.py \
 	tests/test_policy.py tests/test_dags_import.py tests/test_documents_operator.py tests/test_provider_info.py \
+	tests/test_compat.py tests/test_compat_reattach.py \
 	tests/e2e/test_dags_test.py
 # The oldest minor re-attaches without a task state store: its in-process and process-level fault tests.
 CELL_TESTS_3.0 ?= tests/test_faults.py tests/e2e/test_kill_reattach.py
