@@ -239,6 +239,21 @@ def test_config_remediation_enable_cloudtrail_log_file_validation(runner: Runner
     assert cloudtrail.get_trail(Name=trail)["Trail"]["LogFileValidationEnabled"] is True
 
 
+def test_config_remediation_enable_rds_cluster_deletion_protection(runner: Runner) -> None:
+    rds = client_for(runner.server, "rds")
+    cluster = rds.create_db_cluster(
+        DBClusterIdentifier=unique("corpus-cluster"),
+        Engine="aurora-postgresql",
+        MasterUsername="corpus",
+        MasterUserPassword="corpus-password-1",
+    )["DBCluster"]
+    runner.run(
+        "AWSConfigRemediation-EnableRDSClusterDeletionProtection", {"RDSClusterARN": cluster["DBClusterArn"]}
+    )
+    described = rds.describe_db_clusters(DBClusterIdentifier=cluster["DBClusterIdentifier"])["DBClusters"][0]
+    assert described["DeletionProtection"] is True
+
+
 # ------------------------------------------------------------------------------- CloudFormation
 
 
@@ -295,6 +310,27 @@ def test_create_and_tag_resources_script_creates_a_tagged_bucket_with_boto3(runn
     tags = client_for(runner.server, "s3").get_bucket_tagging(Bucket=bucket)["TagSet"]
     assert {"Key": "Environment", "Value": "Development"} in tags
     assert {"Key": "CreatedBy", "Value": "SSM-Automation"} in tags
+
+
+def test_chaos_detach_ebs_detaches_the_tagged_volume_and_tags_it(runner: Runner) -> None:
+    tag = unique("chaos-ebs")
+    instance_id = runner.instance()
+    volume_id = runner.ec2.create_volume(
+        AvailabilityZone="us-east-1a",
+        Size=8,
+        TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "ChaosTarget", "Value": tag}]}],
+    )["VolumeId"]
+    runner.ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device="/dev/sdf")
+    execution = runner.run(
+        "chaos-ssm-documents-detach-ebs-api-2",
+        {"VolumeId": volume_id, "TagName": "ChaosTarget", "TagValue": tag},
+    )
+    assert step_outputs(execution, "describeVolume")["InstanceId"] == [instance_id]
+    volume = runner.ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]
+    assert volume["State"] == "available" and not volume.get("Attachments")
+    # Value: Detachedfrom"{{ describeVolume.InstanceId }}"ofType{{ describeVolume.DeviceType }} is one
+    # plain YAML scalar: the quotes are part of the text.
+    assert {"Key": "chaosAction", "Value": f'Detachedfrom"{instance_id}"ofType/dev/sdf'} in volume["Tags"]
 
 
 # ------------------------------------------------------------------------ aws:invokeLambdaFunction
