@@ -149,7 +149,6 @@ def test_run_instances_takes_text_booleans_and_create_image_the_api_members(h: H
 
 def test_flow_actions_refuse_inputs_aws_does_not_document(h: Harness) -> None:
     for action, inputs in (
-        ("aws:pause", {"Message": "x"}),
         ("aws:sleep", {"Duration": "PT1S", "Until": "x"}),
         ("aws:approve", {"Approvers": ["arn:aws:iam::123456789012:user/x"], "Deadline": "x"}),
     ):
@@ -157,3 +156,10 @@ def test_flow_actions_refuse_inputs_aws_does_not_document(h: Harness) -> None:
         failed = steps_by_name(execution)["S"]
         assert failed["FailureDetails"]["FailureType"] == "Verification", failed
         assert "does not take input(s)" in failed["FailureMessage"]
+
+
+def test_pause_takes_the_message_aws_published_runbooks_give_it(h: Harness) -> None:
+    execution_id = h.run(runbook(step("Wait", "aws:pause", inputs={"Message": "Resume when traffic moved"})))
+    h.until(execution_id, lambda e: e["AutomationExecutionStatus"] == "Waiting")
+    h.engine.signal(execution_id, "Resume", None)
+    assert h.finish(execution_id)["AutomationExecutionStatus"] == "Success"

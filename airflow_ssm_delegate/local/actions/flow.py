@@ -74,7 +74,7 @@ def sleep(ctx: StepContext) -> Outcome:
 
 
 def pause(ctx: StepContext) -> Outcome:
-    reject_unknown_inputs(ctx.inputs, "aws:pause")
+    # no input check: AWS documents none, yet its own published runbooks (Digito SOPs) pass ``Message``
     return WaitForSignal(frozenset({"Resume"}), lambda _ctx, _signal: Done())
 
 
