@@ -1,8 +1,10 @@
 """Delegation policy: which runbooks may start, under which service roles, with which pins and tags.
 
 The administrator writes the policy file; the deployment points Airflow at it with
-``[ssm_delegate] policy_file`` (``AIRFLOW__SSM_DELEGATE__POLICY_FILE``). Nothing in DAG code can pass or
-loosen a policy: :meth:`DelegationPolicy.from_config` is the only way the hook and the cluster policy get one.
+``[ssm_delegate] policy_file`` (``AIRFLOW__SSM_DELEGATE__POLICY_FILE``). No operator argument passes or
+loosens a policy: :meth:`DelegationPolicy.from_config` is the only way the hook and the cluster policy get
+one. These checks guard against mistakes, not against DAG authors (their code runs in the same process and can
+change its configuration); the boundary is the IAM policy ``iam_compile`` derives from the same file.
 Without a file the built-in rule holds: any runbook, but never without a service role.
 
 This module is imported by the cluster policy at DAG parse time, so it keeps its imports light (YAML and
