@@ -42,7 +42,12 @@ class RecordingAuthorizer:
     assumed: list[tuple[str, str]] = field(default_factory=list)
 
     def authorize_start(
-        self, caller: Caller, document_name: str, document_version: str, role_arn: str | None
+        self,
+        caller: Caller,
+        document_name: str,
+        document_version: str,
+        role_arn: str | None,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         self.starts.append((caller.arn, document_name, document_version, role_arn))
         if self.refuse_start:
