@@ -28,7 +28,7 @@ import json
 import logging
 import time
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -153,7 +153,6 @@ class EventFeed:
         self._watchers: dict[str, list[asyncio.Queue[News | QueueUnreachable]]] = {}
         self._listeners: list[tuple[Callable[[News], bool], asyncio.Queue[News | QueueUnreachable]]] = []
         self._driver: asyncio.Task[None] | None = None
-        self._acks: set[asyncio.Task[None]] = set()
         self.unreachable: str | None = None
         self.calls = 0  # SQS requests sent (ReceiveMessage, DeleteMessageBatch)
 
@@ -204,47 +203,43 @@ class EventFeed:
                     continue
                 self._give_up(exc)
                 return
-            for message in messages:
-                self._handle(message)
+            # settle this batch before the next receive: an in-flight message makes the next long poll
+            # return at once (and moto's spin), and deletes go ten to a call
+            handled = [self._handle(message) for message in messages]
+            await self._settle([item for item in handled if item is not None])
 
-    def _handle(self, message: dict[str, Any]) -> None:
+    def _handle(self, message: dict[str, Any]) -> tuple[str, list[asyncio.Future[None]]] | None:
+        """Hand one message to whoever watches it: (receipt handle, their applied futures) to delete it
+        once applied, or None to leave it in the queue."""
+        handle = str(message.get("ReceiptHandle", ""))
         news = parse_news(str(message.get("Body", "")))
         if news is None:  # not an Automation event (a wrong rule pattern?): nobody will ever want it
             log.debug("Ignoring a message that is not an Automation status-change event: %.200s", message)
-            self._ack_later(message, [])
-            return
+            return handle, []
         targets = list(self._watchers.get(news.execution_id, []))
         targets += [inbox for predicate, inbox in self._listeners if predicate(news)]
-        if not targets:
-            if self._age(message) > STALE_AFTER_S:
-                self._ack_later(message, [])
-            return  # another triggerer may watch it: leave it in the queue
+        if not targets:  # another triggerer may watch it: leave it, unless it is old
+            return (handle, []) if self._age(message) > STALE_AFTER_S else None
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[None]] = []
         for inbox in targets:
             future: asyncio.Future[None] = loop.create_future()
             futures.append(future)
-            inbox.put_nowait(
-                News(**{**news.__dict__, "applied": future})  # each trigger acknowledges its own copy
-            )
-        self._ack_later(message, futures)
+            inbox.put_nowait(replace(news, applied=future))  # each trigger acknowledges its own copy
+        return handle, futures
 
-    def _ack_later(self, message: dict[str, Any], futures: list[asyncio.Future[None]]) -> None:
-        task = asyncio.get_running_loop().create_task(self._ack(message, futures))
-        self._acks.add(task)
-        task.add_done_callback(self._acks.discard)
-
-    async def _ack(self, message: dict[str, Any], futures: list[asyncio.Future[None]]) -> None:
+    async def _settle(self, handled: list[tuple[str, list[asyncio.Future[None]]]]) -> None:
+        """Delete the messages once applied (those not applied in time come again: harmless)."""
+        futures = [future for _, waiting in handled for future in waiting]
         if futures:
-            _, pending = await asyncio.wait(futures, timeout=APPLY_TIMEOUT_S)
-            if pending:
-                return  # not applied: SQS hands it out again after its visibility timeout (harmless)
-        try:
-            await self._call(
-                "delete_message", QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"]
-            )
-        except Exception as exc:  # a duplicate later is harmless
-            log.warning("Could not delete an event from %s: %s", self.queue_url, exc)
+            await asyncio.wait(futures, timeout=APPLY_TIMEOUT_S)
+        applied = [handle for handle, waiting in handled if all(f.done() for f in waiting)]
+        for start in range(0, len(applied), 10):
+            entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(applied[start : start + 10])]
+            try:
+                await self._call("delete_message_batch", QueueUrl=self.queue_url, Entries=entries)
+            except Exception as exc:  # a duplicate later is harmless
+                log.warning("Could not delete events from %s: %s", self.queue_url, exc)
 
     @staticmethod
     def _age(message: dict[str, Any]) -> float:
@@ -311,25 +306,37 @@ def sqs_client_factory(settings: ConnectionSettings) -> Callable[[], Any]:
     return build
 
 
+_EXTRA_CACHE: dict[str | None, tuple[float, str | None]] = {}
+EXTRA_CACHE_S = 300.0
+
+
 async def queue_url_from_connection(settings: ConnectionSettings) -> str | None:
-    """The ``events_queue_url`` extra of the settings' AWS connection (None when not set)."""
+    """The ``events_queue_url`` extra of the settings' AWS connection (None when not set).
+
+    Read at most every ``EXTRA_CACHE_S`` per connection: 1,000 triggers starting together must not make
+    1,000 connection look-ups.
+    """
+    conn_id = settings.aws_conn_id
+    if conn_id is None:
+        return None
+    cached = _EXTRA_CACHE.get(conn_id)
+    if cached is not None and time.monotonic() - cached[0] < EXTRA_CACHE_S:
+        return cached[1]
 
     def read() -> str | None:
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
-        if settings.aws_conn_id is None:
-            return None
-        hook = AwsBaseHook(aws_conn_id=settings.aws_conn_id, client_type="sqs")
+        hook = AwsBaseHook(aws_conn_id=conn_id, client_type="sqs")
         value = hook.conn_config.extra_config.get(CONNECTION_EXTRA)
         return str(value) if value else None
 
     try:
-        return await asyncio.to_thread(read)
+        value = await asyncio.to_thread(read)
     except Exception as exc:
-        log.warning(
-            "Could not read the %s extra of connection %s: %s", CONNECTION_EXTRA, settings.aws_conn_id, exc
-        )
-        return None
+        log.warning("Could not read the %s extra of connection %s: %s", CONNECTION_EXTRA, conn_id, exc)
+        value = None
+    _EXTRA_CACHE[conn_id] = (time.monotonic(), value)
+    return value
 
 
 # One feed per event loop, queue and connection settings (the triggerer runs one loop; tests many).

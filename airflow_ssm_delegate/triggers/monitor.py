@@ -130,7 +130,6 @@ class ExecutionMonitor:
                     if final is not None:
                         return final
                 await self._apply_poll(news, first)
-                first = False
                 checks = self.settings.waiter_max_attempts
                 if checks is not None and self.polls >= checks:
                     raise GaveUp(execution_status(news, self.execution_id), self.polls)
@@ -149,6 +148,7 @@ class ExecutionMonitor:
                 if final is not None:
                     return final
             due_at = poller.due_in(await self._delay(first))
+            first = first and not isinstance(news, dict)
 
     async def _next(self, due_at: datetime) -> dict[str, Any] | News | QueueUnreachable:
         """The next poll answer or event, whichever comes first.
@@ -167,16 +167,15 @@ class ExecutionMonitor:
             self._poll = None
             return await poll
         event = asyncio.ensure_future(self._inbox.get())
-        done, _ = await asyncio.wait({poll, event}, return_when=asyncio.FIRST_COMPLETED)
-        if event not in done:
+        await asyncio.wait({poll, event}, return_when=asyncio.FIRST_COMPLETED)
+        if not event.done():
             await _cancelled(event)
-            self._poll = None
-            return poll.result()
-        if poll in done:  # both at once: the event waits for the next round
-            self._inbox.put_nowait(event.result())
-            self._poll = None
-            return poll.result()
-        return event.result()
+        if event.done() and not event.cancelled():  # it may have taken its item while we looked
+            if not poll.done():
+                return event.result()
+            self._inbox.put_nowait(event.result())  # both at once: the event waits for the next round
+        self._poll = None
+        return poll.result()
 
     async def _delay(self, first: bool) -> float:
         metadata, runbook = self._metadata, await self._read_runbook()
