@@ -210,6 +210,27 @@ def test_aws_enable_s3_bucket_keys_with_aws_specific_parameter_types(runner: Run
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
 
 
+def test_config_remediation_configure_s3_bucket_public_access_block_by_api_then_script(
+    runner: Runner,
+) -> None:
+    # Boolean parameters with allowedValues, passed typed into an API call and a script's payload.
+    s3 = client_for(runner.server, "s3")
+    bucket = unique("corpus-pab").lower()
+    s3.create_bucket(Bucket=bucket)
+    execution = runner.run(
+        "AWSConfigRemediation-ConfigureS3BucketPublicAccessBlock",
+        {"BucketName": bucket, "BlockPublicPolicy": False},
+    )
+    configuration = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert configuration == {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": False,
+        "RestrictPublicBuckets": True,
+    }
+    assert "successfully set" in step_outputs(execution, "GetBucketPublicAccessBlock")["Output"][0]
+
+
 def test_config_remediation_enable_key_rotation_turns_rotation_on(runner: Runner) -> None:
     kms = client_for(runner.server, "kms")
     key_id = kms.create_key(Description="corpus e2e")["KeyMetadata"]["KeyId"]
