@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from airflow_ssm_delegate.documents.bundled import runbook_path
+from airflow_ssm_delegate.documents.lint import lint_file
 from airflow_ssm_delegate.documents.publish import PublishError, publish_document
 
 if TYPE_CHECKING:
@@ -102,3 +103,16 @@ def test_a_document_of_another_type_is_not_overwritten(ssm: Any) -> None:
     ssm.create_document(Content=command, Name="Shared", DocumentType="Command", DocumentFormat="JSON")
     with pytest.raises(PublishError, match="exists as a Command document"):
         publish_document(ssm, LAUNCH, "Shared")
+
+
+def test_warnings_alone_do_not_stop_a_publish(tmp_path: Path) -> None:
+    unused = tmp_path / "Unused.yaml"
+    unused.write_text(
+        LAUNCH.read_text().replace(
+            "parameters:\n", "parameters:\n  NotUsed:\n    type: String\n    default: x\n", 1
+        )
+    )
+    assert [(f.code, f.severity) for f in lint_file(unused)] == [("SSM025", "warning")]
+    with mock_aws():
+        ssm = boto3.client("ssm", region_name="us-east-1")
+        assert publish_document(ssm, unused).version == "1"

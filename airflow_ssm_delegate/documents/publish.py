@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from airflow_ssm_delegate.documents.lint import lint_text
+from airflow_ssm_delegate.documents.lint import WARNING, lint_text
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -71,7 +71,7 @@ def _check_request(text: str, name: str, share_accounts: Sequence[str], source: 
         raise PublishError(f"cannot share with {bad}: give 12-digit account ids (public sharing is refused)")
     if len(set(share_accounts)) > MAX_SHARE_ACCOUNTS:
         raise PublishError(f"share with at most {MAX_SHARE_ACCOUNTS} accounts per publish")
-    findings = lint_text(text, source)
+    findings = [f for f in lint_text(text, source) if f.severity != WARNING]  # warnings pass, as in lint
     if findings:
         listing = "; ".join(str(finding) for finding in findings[:10])
         raise PublishError(f"the runbook has {len(findings)} lint error(s), fix them first: {listing}")
