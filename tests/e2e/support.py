@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
+from airflow_ssm_delegate.policy import AUDIT_TAG_KEYS
 from tests.fixtures.airflow_stack import ManagedProcess, StackError, free_port, wait_until
 
 if TYPE_CHECKING:
@@ -174,9 +175,10 @@ def story_env(story: Story) -> dict[str, str]:
 
 
 def audit_tags(runtime: LocalRuntime, execution_id: str) -> dict[str, str]:
-    """The ``airflow:*`` tags of an execution (ListTagsForResource, ResourceType Automation)."""
+    """The audit tags ``airflow:dag_id``/``run_id``/``task_id`` of an execution (ListTagsForResource);
+    not the re-attach identity tag ``airflow:ti:...`` that executions also carry on Airflow < 3.3."""
     tags = runtime.client("ssm").list_tags_for_resource(ResourceType="Automation", ResourceId=execution_id)
-    return {tag["Key"]: tag["Value"] for tag in tags["TagList"] if tag["Key"].startswith("airflow:")}
+    return {tag["Key"]: tag["Value"] for tag in tags["TagList"] if tag["Key"] in AUDIT_TAG_KEYS}
 
 
 def instance_tags(runtime: LocalRuntime, instance_id: str) -> dict[str, str]:
