@@ -277,6 +277,33 @@ def test_config_remediation_enable_rds_cluster_deletion_protection(runner: Runne
     assert described["DeletionProtection"] is True
 
 
+@pytest.fixture
+def no_password_policy_afterwards(runner: Runner) -> Iterator[None]:
+    """The IAM password policy is account-wide: remove it for the rest of the session."""
+    yield
+    client_for(runner.server, "iam").delete_account_password_policy()
+
+
+@pytest.mark.usefixtures("no_password_policy_afterwards")
+def test_config_remediation_set_iam_password_policy_with_integer_patterns(runner: Runner) -> None:
+    # Integer parameters carrying allowedPattern, Booleans, all passed through a script's payload.
+    runner.run(
+        "AWSConfigRemediation-SetIAMPasswordPolicy",
+        {
+            "MinimumPasswordLength": 14,
+            "MaxPasswordAge": 90,
+            "RequireSymbols": True,
+            "PasswordReusePrevention": 24,
+        },
+    )
+    policy = client_for(runner.server, "iam").get_account_password_policy()["PasswordPolicy"]
+    assert policy["MinimumPasswordLength"] == 14
+    assert policy["MaxPasswordAge"] == 90
+    assert policy["PasswordReusePrevention"] == 24
+    assert policy["RequireSymbols"] is True
+    assert policy["RequireNumbers"] is False
+
+
 # ------------------------------------------------------------------------------- CloudFormation
 
 
