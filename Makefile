@@ -53,10 +53,10 @@ matrix-%: .venv-%/.installed
 	.venv-$*/bin/pytest -p no:cacheprovider $(CELL_TESTS) $(CELL_TESTS_$*) || status=$$?; \
 	echo "===== matrix cell $*: exit $$status after $$(( $$(date +%s) - start )) s"; exit $$status
 
-# Cells run MATRIX_JOBS at a time (their end-to-end tests mostly wait), each to its end even if another
-# fails (-k); each cell's output is printed in one piece when it ends.
+# Cells (install and tests) run MATRIX_JOBS at a time (their end-to-end tests mostly wait), each to its end
+# even if another fails (-k); each cell's output is printed in one piece when it ends.
 MATRIX_JOBS ?= 2
-matrix: $(addsuffix /.installed,$(addprefix .venv-,$(MATRIX_CELLS)))
+matrix:
 	$(MAKE) --no-print-directory -k -j$(MATRIX_JOBS) --output-sync=target $(addprefix matrix-,$(MATRIX_CELLS))
 
 constraints: install
