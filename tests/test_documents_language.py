@@ -216,3 +216,22 @@ def test_malformed_variables_are_refused_naming_them(variables: str, said: str) 
     text = LOOP_RUNBOOK.replace("variables:\n  Stopped:\n    type: Integer\n    default: 0\n", variables)
     with pytest.raises(RunbookError, match=said):
         parse_runbook(text)
+
+
+def test_a_loop_of_sleeps_counts_its_iterations_toward_the_12_hour_session() -> None:
+    text = """\
+schemaVersion: '0.3'
+mainSteps:
+  - name: repeat
+    action: aws:loop
+    inputs:
+      MaxIterations: 30
+      LoopCondition: {Variable: '{{ global:REGION }}', StringEquals: never}
+      Steps:
+        - name: nap
+          action: aws:sleep
+          inputs: {Duration: PT30M}
+"""
+    codes = lint_codes(text)
+    assert ("SSM016", "policy") in codes  # 30 x 30 minutes = 15 hours on the caller's session
+    assert ("SSM016", "policy") not in lint_codes(text.replace("MaxIterations: 30", "MaxIterations: 20"))

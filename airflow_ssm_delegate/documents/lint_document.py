@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import isodate
 
 from airflow_ssm_delegate.documents.actions import is_reference
+from airflow_ssm_delegate.documents.lint_steps import loop_steps
 from airflow_ssm_delegate.documents.model import Problem, parameter_spec
 from airflow_ssm_delegate.documents.parameters import (
     PARAMETER_TYPES,
@@ -19,7 +20,7 @@ from airflow_ssm_delegate.documents.parameters import (
     pattern_problem,
 )
 from airflow_ssm_delegate.documents.references import REFERENCE, find_references
-from airflow_ssm_delegate.documents.structure import unknown_parameter_keys
+from airflow_ssm_delegate.documents.structure import LOOP_ACTION, unknown_parameter_keys
 from airflow_ssm_delegate.documents.values import as_int
 
 if TYPE_CHECKING:
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
 SESSION_LIMIT = dt.timedelta(hours=12)
 MAX_SLEEP = dt.timedelta(days=7)
+#: aws:loop runs at most 100 iterations (automation-action-loop.html).
+MAX_LOOP_ITERATIONS = 100
 #: How long a step may wait when it declares no timeoutSeconds (AWS defaults).
 DEFAULT_WAITS = {"aws:approve": dt.timedelta(days=7)}
 UNBOUNDED = dt.timedelta.max
@@ -188,7 +191,25 @@ def _step_bound(step: LintStep, data: Mapping[str, Any]) -> dt.timedelta:
         return dt.timedelta(seconds=max(timeout, 0)) * attempts
     if step.action == "aws:pause":
         return UNBOUNDED
+    if step.action == LOOP_ACTION:
+        return _loop_bound(step, data)
     return DEFAULT_WAITS.get(step.action, dt.timedelta(0)) * attempts
+
+
+def _loop_bound(step: LintStep, data: Mapping[str, Any]) -> dt.timedelta:
+    """One pass over the loop's steps times its iterations (MaxIterations, else AWS's maximum of 100)."""
+    iterations = as_int(step.inputs.get("MaxIterations"))
+    iterators = step.inputs.get("Iterators")
+    if iterations is None and isinstance(iterators, list):
+        iterations = len(iterators)
+    iterations = min(MAX_LOOP_ITERATIONS, iterations if iterations is not None and iterations > 0 else 100)
+    once = dt.timedelta(0)
+    for inner in loop_steps(step):
+        bound = _step_bound(inner, data)
+        if bound == UNBOUNDED or UNBOUNDED - once <= bound:
+            return UNBOUNDED
+        once += bound
+    return UNBOUNDED if once and UNBOUNDED / once <= iterations else once * iterations
 
 
 def _role_optional_because(data: Mapping[str, Any]) -> str | None:

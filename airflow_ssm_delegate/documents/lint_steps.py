@@ -183,11 +183,16 @@ def _output_names(step: LintStep) -> set[str]:
     return set(spec.outputs if spec else ()) | {name for name in names if isinstance(name, str)}
 
 
-def _nested(step: LintStep) -> list[LintStep]:
-    """Every step inside ``step`` when it is an aws:loop (loops in loops included)."""
+def loop_steps(step: LintStep) -> list[LintStep]:
+    """The steps directly inside ``step`` when it is an aws:loop (none otherwise)."""
     if step.action != LOOP_ACTION:
         return []
-    inner = _lint_steps(step.inputs.get("Steps"), (*step.path, "inputs", "Steps"))
+    return _lint_steps(step.inputs.get("Steps"), (*step.path, "inputs", "Steps"))
+
+
+def _nested(step: LintStep) -> list[LintStep]:
+    """Every step inside ``step`` when it is an aws:loop (loops in loops included)."""
+    inner = loop_steps(step)
     return inner + [deeper for body in inner for deeper in _nested(body)]
 
 
