@@ -142,3 +142,15 @@ def test_sns_and_sqs_scoped_by_arn_over_the_wire(
         == "AccessDenied"
     )
     assert boto_client("sqs", user).send_message(QueueUrl=queue, MessageBody="hi")["MessageId"]
+
+
+def test_a_creating_action_is_checked_on_the_new_resource_too() -> None:
+    """ec2:CreateSnapshot needs the volume and the new snapshot; alternatives are not all required."""
+    checks = sar_checks("ec2", "CreateSnapshot", {"VolumeId": "vol-1"}, SCOPE)
+    assert sorted(c.resource for c in checks) == [
+        "arn:aws:ec2:us-east-1:123456789012:volume/vol-1",
+        "arn:aws:ec2:us-east-1::snapshot/*",
+    ]
+    execution = PREFIX.format(service="states") + ":execution:sm:e-1"
+    described = sar_checks("states", "DescribeExecution", {"executionArn": execution}, SCOPE)
+    assert [c.resource for c in described] == [execution]

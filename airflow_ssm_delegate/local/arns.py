@@ -71,6 +71,7 @@ _PLACEHOLDER_PARAMETERS = {
     "LogStreamName": ("logStreamName",),
     "AlarmName": ("AlarmName", "AlarmNames"),
 }
+_CREATING = ("Create", "Run", "Copy", "Allocate", "Import", "Register")
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
 _SCOPE_PLACEHOLDERS = frozenset({"Partition", "Region", "Account"})
 
@@ -158,8 +159,11 @@ def _format_regex(arn_format: str) -> re.Pattern[str]:
     return re.compile("^" + re.escape(body).replace("\0", ".+?") + "$")
 
 
-def _arns_for(resource: ResourceType, params: Mapping[str, Any], scope: Scope) -> list[str]:
-    """The ARNs of ``resource`` the request names (empty when it names none)."""
+def _arns_for(
+    resource: ResourceType, params: Mapping[str, Any], scope: Scope, new: bool = False
+) -> list[str]:
+    """The ARNs of ``resource`` the request names (empty when it names none; with ``new``, a resource the
+    request creates, its identifiers ``*``)."""
     for value in (str(v) for v in params.values() if isinstance(v, str) and v.startswith("arn:")):
         if (
             _format_regex(resource.arn_format).match(value)
@@ -169,7 +173,7 @@ def _arns_for(resource: ResourceType, params: Mapping[str, Any], scope: Scope) -
     fixed = {"Partition": "aws", "Region": scope.region, "Account": scope.account_id}
     identifying = [p for p in resource.placeholders if p not in _SCOPE_PLACEHOLDERS]
     found = {p: _placeholder_values(p, params) for p in identifying}
-    if not identifying or not found[identifying[0]]:  # the request does not name this kind of resource
+    if not identifying or not (found[identifying[0]] or new):  # the request names no such resource
         return []
     counts = {len(v) for v in found.values() if len(v) > 1}
     count = max(counts) if counts else 1
@@ -226,11 +230,21 @@ def sar_checks(service: str, operation: str, params: Mapping[str, Any], scope: S
     prefix, action_name = iam_action(service, operation)
     action = f"{prefix}:{action_name}"
     context = _context(prefix, action_name, params)
-    checks: list[Check] = []
     resources = action_resource_types(prefix, action_name)
-    for resource in sorted(resources, key=lambda r: not r.required):
+    required = {r.name: _arns_for(r, params, scope) for r in resources if r.required}
+    creates = action_name.startswith(_CREATING)
+    if any(required.values()) or (creates and required):
+        # A required type the request does not name is, for an action that makes resources, the new one
+        # (``snapshot/*`` of ec2:CreateSnapshot); otherwise the required types are alternatives.
+        arns = [
+            arn
+            for r in resources
+            if r.required
+            for arn in required[r.name] or (_arns_for(r, params, scope, new=True) if creates else [])
+        ]
+        return [Check(action, arn, context) for arn in arns]
+    for resource in resources:
         arns = _arns_for(resource, params, scope)
-        checks += [Check(action, arn, context) for arn in arns]
-        if arns and not resource.required:
-            break
-    return checks or [Check(action, "*", context)]
+        if arns:
+            return [Check(action, arn, context) for arn in arns]
+    return [Check(action, "*", context)]

@@ -184,19 +184,25 @@ class RequestGuard:
         a resource by ARN, for ``aws:ResourceTag/K``, where moto does not keep them)."""
         if not request.service or not request.operation:
             checks = [Check(f"{request.service or 'unknown'}:{request.operation or 'UnknownOperation'}")]
-        elif request.service in HAND_WRITTEN_SERVICES:
-            checks = checks_for(request.service, request.operation, request.params, self.policies.scope)
-        else:  # every other service: ARNs and condition keys from the Service Authorization Reference
-            params = request_parameters(
-                request.service, request.operation, request.path, request.params, request.body
-            )
-            checks = sar_checks(request.service, request.operation, params, self.policies.scope)
+        else:
+            checks = self._checks(request)
         if resource_tags is not None:
             checks = [_with_resource_tags(check, resource_tags) for check in checks]
         if self.policies.enforce and request.service == "sts" and request.operation == "AssumeRole":
             self._authorize_assume_role(principal, checks[0], request.remote_addr)
             return
         self.policies.require(principal, checks, request.remote_addr)
+
+    def _checks(self, request: AwsRequest) -> list[Check]:
+        """Hand-written rules where there are some (``resources``); the Service Authorization Reference for
+        every other operation, and for those the rules leave on ``*`` without a condition key."""
+        service, operation, scope = str(request.service), str(request.operation), self.policies.scope
+        if service in HAND_WRITTEN_SERVICES:
+            checks = checks_for(service, operation, request.params, scope)
+            if checks != [Check(f"{service}:{operation}")]:
+                return checks
+        params = request_parameters(service, operation, request.path, request.params, request.body)
+        return sar_checks(service, operation, params, scope)
 
     def _authorize_assume_role(self, principal: AuthenticatedPrincipal, check: Check, source_ip: str) -> None:
         """The role's trust policy must allow the caller. If it names the caller's ARN, that is enough
