@@ -118,18 +118,20 @@ def _airflow(
     )
 
 
-def _task_log(airflow: SqliteAirflow, dag_id: str) -> str:
-    return "\n".join(
-        path.read_text() for path in sorted((airflow.home / "logs").rglob(f"dag_id={dag_id}/**/*.log"))
-    )
+def dags_test(airflow: SqliteAirflow, dag_id: str) -> tuple[list[tuple[str]], str]:
+    """``airflow dags test DAG_ID``: its task states and everything it printed or logged."""
+    result = airflow.airflow("dags", "test", dag_id, timeout=300, check=False)
+    logs = sorted((airflow.home / "logs").rglob(f"dag_id={dag_id}/**/*.log"))
+    output = "\n".join([result.stdout, result.stderr, *(path.read_text() for path in logs)])
+    return airflow.sql("SELECT state FROM task_instance WHERE dag_id = ?", (dag_id,)), output
 
 
 def test_a_dag_that_rewrites_the_policy_at_parse_time_is_refused_by_iam(
     deployment: Deployment, tmp_path: Path, sqlite_airflow: Callable[..., SqliteAirflow]
 ) -> None:
-    airflow = _airflow(deployment, tmp_path, sqlite_airflow, REWRITING_DAG)
-    result = airflow.airflow("dags", "test", "bypass_policy_rewrite", timeout=300, check=False)
-    output = result.stdout + result.stderr + _task_log(airflow, "bypass_policy_rewrite")
+    states, output = dags_test(
+        _airflow(deployment, tmp_path, sqlite_airflow, REWRITING_DAG), "bypass_policy_rewrite"
+    )
     # The provider's checks were fooled: they read the DAG's own policy file ...
     assert (tmp_path / "permissive-policy.yaml").exists()
     assert "refused runbook" not in output
@@ -137,7 +139,6 @@ def test_a_dag_that_rewrites_the_policy_at_parse_time_is_refused_by_iam(
     # (The hook reads the runbook before starting it: the first call AWS refuses is that read.)
     refusals = [line for line in output.splitlines() if "(AccessDeniedException)" in line]
     assert any(f"/{deployment.unlisted}" in line for line in refusals), output[-3000:]
-    states = airflow.sql("SELECT state FROM task_instance WHERE dag_id = ?", ("bypass_policy_rewrite",))
     assert states == [("failed",)]
     executions = deployment.client("ssm", admin=True).describe_automation_executions(
         Filters=[{"Key": "DocumentNamePrefix", "Values": [deployment.unlisted]}]
@@ -148,8 +149,5 @@ def test_a_dag_that_rewrites_the_policy_at_parse_time_is_refused_by_iam(
 def test_the_normal_dag_path_succeeds_under_the_compiled_policy(
     deployment: Deployment, tmp_path: Path, sqlite_airflow: Callable[..., SqliteAirflow]
 ) -> None:
-    airflow = _airflow(deployment, tmp_path, sqlite_airflow, NORMAL_DAG)
-    result = airflow.airflow("dags", "test", "listed_runbook", timeout=300, check=False)
-    output = result.stdout + result.stderr + _task_log(airflow, "listed_runbook")
-    states = airflow.sql("SELECT state FROM task_instance WHERE dag_id = ?", ("listed_runbook",))
+    states, output = dags_test(_airflow(deployment, tmp_path, sqlite_airflow, NORMAL_DAG), "listed_runbook")
     assert states == [("success",)], output[-3000:]
