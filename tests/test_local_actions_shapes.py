@@ -62,3 +62,19 @@ def test_execute_aws_api_and_run_command_take_text_for_booleans_and_numbers(
     assert execution["AutomationExecutionStatus"] == "Success", execution
     state: Any = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]
     assert state["Name"] in ("stopping", "stopped")
+
+
+def test_desired_values_match_booleans_written_as_python_text(h: Harness, moto_url: str) -> None:
+    """AWS's own AWSConfigRemediation runbooks write ``DesiredValues: ["True"]`` for a boolean property."""
+    ec2 = boto3.client("ec2", endpoint_url=moto_url, region_name="us-east-1")
+    instance_id = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    check = {
+        "Service": "ec2",
+        "Api": "DescribeInstances",
+        "InstanceIds": [instance_id],
+        "PropertySelector": "$.Reservations[0].Instances[0].EbsOptimized",
+    }
+    passing = step("Check", "aws:assertAwsResourceProperty", inputs={**check, "DesiredValues": ["False"]})
+    assert h.finish(h.run(runbook(passing)))["AutomationExecutionStatus"] == "Success"
+    failing = step("Check", "aws:assertAwsResourceProperty", inputs={**check, "DesiredValues": ["True"]})
+    assert h.finish(h.run(runbook(failing)))["AutomationExecutionStatus"] == "Failed"

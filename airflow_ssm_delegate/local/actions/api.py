@@ -51,7 +51,7 @@ def execute_aws_api(ctx: StepContext) -> Outcome:
 def _property(ctx: StepContext, response: Any) -> tuple[Any, list[str]]:
     selector = require(ctx.inputs, "PropertySelector", str)
     desired = require(ctx.inputs, "DesiredValues", (list, str))
-    desired_values = [str(v) for v in (desired if isinstance(desired, list) else [desired])]
+    desired_values = [_text(v) for v in (desired if isinstance(desired, list) else [desired])]
     try:
         return select(response, selector), desired_values
     except SelectorError as error:
@@ -59,7 +59,10 @@ def _property(ctx: StepContext, response: Any) -> tuple[Any, list[str]]:
 
 
 def _text(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
+    """How a value compares: booleans (and their text, "True" in AWS's own AWSConfigRemediation runbooks)
+    as lower-case true/false, everything else as its text."""
+    text = str(value)
+    return text.lower() if isinstance(value, bool) or text.lower() in ("true", "false") else text
 
 
 def _matches(value: Any, desired: list[str]) -> bool:
