@@ -36,12 +36,12 @@ mainSteps:
       Steps:
         - name: stopOne
           action: aws:changeInstanceState
-          isEnd: 'true'
           inputs:
             InstanceIds: ['{{ eachInstance.CurrentIteratorValue }}']
             DesiredState: stopped
         - name: count
           action: aws:updateVariable
+          isEnd: 'true'
           inputs:
             Name: variable:Stopped
             Value: '{{ eachInstance.CurrentIteration }}'
@@ -60,7 +60,7 @@ def test_loop_steps_are_nested_step_specs_and_leave_the_inputs() -> None:
     assert [step.name for step in loop.steps] == ["stopOne", "count"]
     assert "Steps" not in loop.inputs and loop.inputs["Iterators"] == "{{ InstanceIds }}"
     assert loop.steps[0].inputs["InstanceIds"] == ["{{ eachInstance.CurrentIteratorValue }}"]
-    assert loop.steps[0].line == 21 and loop.steps[0].is_end is True
+    assert loop.steps[0].line == 21 and loop.steps[1].is_end is True
     assert [step.name for step in runbook.all_steps()] == ["eachInstance", "stopOne", "count", "done"]
     assert runbook.step("count").action == "aws:updateVariable"
 
@@ -85,7 +85,7 @@ def test_nested_step_names_share_the_document_namespace() -> None:
 
 def test_loop_steps_may_jump_out_of_the_loop_but_not_into_nowhere() -> None:
     out = LOOP_RUNBOOK.replace("          isEnd: 'true'\n", "          nextStep: done\n")
-    assert parse_runbook(out).step("stopOne").next_step == "done"
+    assert parse_runbook(out).step("count").next_step == "done"
     with pytest.raises(RunbookError, match="nextStep targets unknown step 'gone'"):
         parse_runbook(LOOP_RUNBOOK.replace("          isEnd: 'true'\n", "          nextStep: gone\n"))
 
@@ -235,3 +235,11 @@ mainSteps:
     codes = lint_codes(text)
     assert ("SSM016", "policy") in codes  # 30 x 30 minutes = 15 hours on the caller's session
     assert ("SSM016", "policy") not in lint_codes(text.replace("MaxIterations: 30", "MaxIterations: 20"))
+
+
+def test_an_unreachable_step_inside_a_loop_is_reported() -> None:
+    text = LOOP_RUNBOOK.replace(
+        "          action: aws:changeInstanceState\n",
+        "          action: aws:changeInstanceState\n          isEnd: true\n",
+    )
+    assert lint_codes(text) == [("SSM009", "warning")]  # stopOne ends the iteration: count never runs

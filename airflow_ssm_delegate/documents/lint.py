@@ -97,7 +97,11 @@ def lint_data(data: Any, lines: Mapping[Path, int], filename: str) -> list[Findi
         for step in [*steps, *lint_steps.loop_bodies(steps)]:
             problems.extend(lint_steps.action_problems(step))
             problems.extend(lint_inputs.input_value_problems(step))
-        problems.extend(lint_steps.reachability_problems(steps))
+        for body in [
+            steps,
+            *(lint_steps.loop_steps(step) for step in [*steps, *lint_steps.loop_bodies(steps)]),
+        ]:
+            problems.extend(lint_steps.reachability_problems(body))  # a loop's steps: within one iteration
         problems.extend(lint_steps.reference_problems(data, steps))
         problems.extend(lint_steps.output_problems(data, steps))
         problems.extend(lint_steps.unused_parameter_problems(data))
