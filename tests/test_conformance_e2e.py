@@ -304,6 +304,35 @@ def test_config_remediation_set_iam_password_policy_with_integer_patterns(runner
     assert policy["RequireNumbers"] is False
 
 
+def test_asr_encrypt_rds_snapshot_creates_the_encrypted_copy_and_drops_the_source(runner: Runner) -> None:
+    # The corpus's published snapshot-creating runbook (the EBS ones, AWS-CreateSnapshot, is in source form).
+    rds = client_for(runner.server, "rds")
+    instance = unique("corpus-db")
+    rds.create_db_instance(
+        DBInstanceIdentifier=instance,
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        MasterUsername="corpus",
+        MasterUserPassword="corpus-password-1",
+        AllocatedStorage=20,
+    )
+    source, target = unique("corpus-plain"), unique("corpus-encrypted")
+    rds.create_db_snapshot(DBInstanceIdentifier=instance, DBSnapshotIdentifier=source)
+    execution = runner.run(
+        "ASR-EncryptRDSSnapshot",
+        {
+            "SourceDBSnapshotIdentifier": source,
+            "TargetDBSnapshotIdentifier": target,
+            "DBSnapshotType": "snapshot",
+        },
+    )
+    assert step_outputs(execution, "CopyRdsSnapshotToEncryptedRdsSnapshot")["EncryptedSnapshotId"] == [target]
+    copy = rds.describe_db_snapshots(DBSnapshotIdentifier=target)["DBSnapshots"][0]
+    assert copy["Status"] == "available" and copy["Encrypted"] is True
+    remaining = rds.describe_db_snapshots(DBInstanceIdentifier=instance)["DBSnapshots"]
+    assert source not in [snapshot["DBSnapshotIdentifier"] for snapshot in remaining]
+
+
 # ------------------------------------------------------------------------------- CloudFormation
 
 
