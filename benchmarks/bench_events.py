@@ -33,10 +33,7 @@ from benchmarks.bench_watch import CallCounter, client, first_event, use_airflow
 if TYPE_CHECKING:
     from datetime import datetime
 
-# Lower than bench_watch (600x): at 600x the 600 s safety delay is one wall second, no more than an
-# event takes to travel through a loaded machine (rule, queue, long poll), so the safety net would race
-# the events it backs up. 300x keeps the race honest and a 13-hour run takes ~160 wall seconds.
-TIME_SCALE = 300.0
+TIME_SCALE = bench_watch.TIME_SCALE
 SAFETY_DELAY = 600.0
 
 

@@ -33,6 +33,11 @@ TARGETS: dict[str, tuple[str, float]] = {
     "fanout_1000_rss_growth_mb": ("<=", 150),
     "fanout_1000_loop_lag_p99_ms": ("<=", 100),
     "seed_story_seconds": ("<=", 1.0),
+    # issue 12: watching by Automation's EventBridge events (bench_events)
+    "watch_13h_events_ssm_calls": ("<=", 3),
+    "watch_13h_events_detect_delay_s": ("<=", 2),
+    "fanout_1000_events_calls_per_sim_min": ("<=", 10),
+    "events_lost_detect_delay_s": ("<=", 900),
 }
 _COMPARE: dict[str, Callable[[float, float], bool]] = {"<=": operator.le, ">=": operator.ge}
 _CHILD = (

@@ -16,8 +16,13 @@ delegation policy's `default_role` for the runbook provides it, and this DAG nam
 - **Idempotent per interval.** The ClientToken derives from the task instance and an idempotency key
   made of the logical date: a retry, or clearing the run, re-attaches to the interval's execution
   instead of starting a second one.
-- **Approval.** `approve` answers the runbook's `aws:approve` step once it waits (`auto_approve`), or a
-  person approves in the AWS console / with `aws ssm send-automation-signal`.
+- **Approval.** `approve` answers the runbook's `aws:approve` step once it waits (`auto_approve`). With
+  `auto_approve=false` a person decides in Airflow's own UI (Airflow 3.1+: `human_approval`, a
+  human-in-the-loop task in "Required actions", which sends their Approve/Reject to AWS); on older
+  Airflow, in the AWS console or with `aws ssm send-automation-signal`.
+- **Progress.** While `maintain` is deferred its log shows each step as it starts and ends (by event
+  when the AWS connection has an `events_queue_url` extra, else by the safety-net poll), who may approve
+  the approval step and how, and at the end every step with its status and duration.
 - **Cleanup.** If anything fails, `stop_on_failure` cancels the execution (the runbook's `onCancel` steps
   restart the instance) and fails the run with what happened.
 
@@ -37,6 +42,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSki
 from airflow.sdk import DAG, BaseSensorOperator, Context, Param, PokeReturnValue, task
 
 from airflow_ssm_delegate.examples import AUTOMATION_POOL
+from airflow_ssm_delegate.operators.approval import HAS_HITL, SsmAutomationApprovalOperator
 from airflow_ssm_delegate.operators.automation import (
     SsmSendAutomationSignalOperator,
     SsmStartAutomationExecutionOperator,
@@ -48,22 +54,30 @@ EXECUTION_ID = "{{ ti.xcom_pull(task_ids='maintain', key='execution_id') }}"
 class AwaitApprovalRequest(BaseSensorOperator):
     """Wait until the execution waits at its ``aws:approve`` step; return its id for the approve task.
 
-    Skips (and so skips ``approve``) when ``auto_approve`` is off or the execution ended before asking.
+    Skips (and so skips the task after it) when ``auto_approve`` is not ``when_auto_approve`` or the
+    execution ended before asking.
     """
 
     template_fields = ("execution_id", "auto_approve")
 
-    def __init__(self, *, execution_id: str, auto_approve: str, **kwargs: Any) -> None:
+    def __init__(
+        self, *, execution_id: str, auto_approve: str, when_auto_approve: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.execution_id = execution_id
         self.auto_approve = auto_approve
+        self.when_auto_approve = when_auto_approve
 
     def poke(self, context: Context) -> PokeReturnValue:
         from airflow_ssm_delegate.hooks.automation import SsmAutomationHook
         from airflow_ssm_delegate.status import TERMINAL_STATUSES
 
-        if self.auto_approve != "True":
-            raise AirflowSkipException("auto_approve is off: a person approves the maintenance")
+        if (self.auto_approve == "True") != self.when_auto_approve:
+            raise AirflowSkipException(
+                "auto_approve is off: a person approves the maintenance"
+                if self.when_auto_approve
+                else "auto_approve is on: the approve task answers"
+            )
         if self.execution_id in ("", "None"):
             return PokeReturnValue(is_done=False)  # maintain has not started its execution yet
         execution = SsmAutomationHook().get_automation_execution(self.execution_id)
@@ -152,4 +166,24 @@ with DAG(
             raise AirflowFailException(f"maintenance failed; execution {execution_id} ({status}) cancelled")
         raise AirflowFailException(f"maintenance failed; execution {execution_id} ended {status}")
 
-    [maintain, approve] >> stop_on_failure(EXECUTION_ID)
+    answers = [approve]
+    if HAS_HITL:  # Airflow 3.1+: a person answers in Airflow's UI when auto_approve is off
+        human_request = AwaitApprovalRequest(
+            task_id="await_human_approval_request",
+            execution_id=EXECUTION_ID,
+            auto_approve="{{ params.auto_approve }}",
+            when_auto_approve=False,
+            poke_interval=30,
+            timeout=timedelta(hours=20).total_seconds(),
+            mode="reschedule",
+        )
+        answers.append(
+            SsmAutomationApprovalOperator(
+                task_id="human_approval",
+                execution_id=human_request.output,
+                subject="Approve the maintenance of {{ task.execution_id }}?",
+                response_timeout=timedelta(hours=20),
+            )
+        )
+
+    [maintain, *answers] >> stop_on_failure(EXECUTION_ID)

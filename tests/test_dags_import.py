@@ -119,4 +119,8 @@ def test_maintenance_approval_and_cleanup_paths(dagbag: DagBag) -> None:
     assert approve.upstream_task_ids == {"await_approval_request"}
     cleanup = dag.get_task("stop_on_failure")
     assert cleanup.trigger_rule == "one_failed"
-    assert cleanup.upstream_task_ids == {"maintain", "approve"}
+    assert cleanup.upstream_task_ids == {"maintain", "approve", "human_approval"}
+    human = dag.get_task("human_approval")  # auto_approve=false: a person answers in Airflow (3.1+ HITL)
+    assert type(human).__name__ == "SsmAutomationApprovalOperator"
+    assert human.options == ["Approve", "Reject"]
+    assert human.upstream_task_ids == {"await_human_approval_request"}

@@ -382,3 +382,29 @@ async def test_one_consumer_serves_every_watch_in_the_process(
     assert len({id(feed), id(get_feed(events_queue, ConnectionSettings()))}) == 1
     assert feed.calls < 40  # one long poll at a time for all three, plus batched deletes
     await feed.close()
+
+
+async def test_the_asset_watcher_trigger_reports_ended_executions_of_its_runbook(
+    fast: LocalAutomationServer, events_queue: str, aws_conn_env: Any
+) -> None:
+    """An execution of the runbook cancelled: one event (duplicates dropped); other runbooks: none."""
+    from airflow_ssm_delegate.triggers.asset_events import SsmAutomationEndedTrigger
+
+    ssm = client_for(fast, "ssm")
+    name = f"Watched-{uuid.uuid4().hex[:8]}"
+    ssm.create_document(
+        Name=name, Content=json.dumps(TWO_SLEEPS), DocumentType="Automation", DocumentFormat="JSON"
+    )
+    start(fast)  # another runbook: not reported
+    trigger = SsmAutomationEndedTrigger(name, events_queue_url=events_queue)
+    _, kwargs = trigger.serialize()
+    assert SsmAutomationEndedTrigger(**kwargs).serialize() == trigger.serialize()
+    runs = trigger.run()
+    first = asyncio.ensure_future(runs.__anext__())
+    await asyncio.sleep(0.5)
+    execution_id = ssm.start_automation_execution(DocumentName=name)["AutomationExecutionId"]
+    ssm.stop_automation_execution(AutomationExecutionId=execution_id)
+    event = await asyncio.wait_for(first, timeout=60)
+    assert event.payload["execution_id"] == execution_id
+    assert (event.payload["definition"], event.payload["status"]) == (name, "Cancelled")
+    await runs.aclose()

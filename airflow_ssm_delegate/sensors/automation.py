@@ -34,9 +34,11 @@ class SsmAutomationExecutionSensor(SsmAutomationBaseOperator, BaseSensorOperator
     :param execution_id: the execution to watch. Templated.
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
     :param max_poll_interval: deferrable mode: longest pause between checks during provably long sleeps.
+    :param events_queue_url: deferrable mode: the SQS queue of Automation's events to watch by (see the
+        trigger); None: the connection's ``events_queue_url`` extra, if set; "": polling only.
     """
 
-    template_fields: Sequence[str] = ("execution_id", *CONNECTION_TEMPLATE_FIELDS)
+    template_fields: Sequence[str] = ("execution_id", "events_queue_url", *CONNECTION_TEMPLATE_FIELDS)
     operator_extra_links = (SsmAutomationExecutionLink(),)
 
     def __init__(
@@ -45,10 +47,12 @@ class SsmAutomationExecutionSensor(SsmAutomationBaseOperator, BaseSensorOperator
         execution_id: str,
         deferrable: bool | None = None,
         max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+        events_queue_url: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.execution_id = execution_id
+        self.events_queue_url = events_queue_url
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.max_poll_interval = max(max_poll_interval, float(self.poke_interval))
 
@@ -70,6 +74,7 @@ class SsmAutomationExecutionSensor(SsmAutomationBaseOperator, BaseSensorOperator
                 waiter_delay=float(self.poke_interval),
                 max_poll_interval=self.max_poll_interval,
                 cancel_on_kill=False,
+                events_queue_url=self.events_queue_url,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=float(self.timeout)),
