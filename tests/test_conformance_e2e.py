@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import zipfile
 from typing import TYPE_CHECKING, Any
 
@@ -76,15 +77,19 @@ class Runner:
         )
         return execution
 
-    def wait_until_waiting(self, execution_id: str) -> dict[str, Any]:
-        assert self.server.engine is not None
+    def wait_until_waiting(self, execution_id: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Poll GetAutomationExecution until the execution waits (for an approval)."""
+        deadline = time.monotonic() + timeout
         while True:
-            execution = self.server.engine.get(execution_id)
+            execution = self.ssm.get_automation_execution(AutomationExecutionId=execution_id)[
+                "AutomationExecution"
+            ]
             status = execution["AutomationExecutionStatus"]
             assert status in ("Pending", "InProgress", "Waiting"), execution
             if status == "Waiting":
                 return dict(execution)
-            self.server.engine._execution(execution_id).done.wait(0.02)
+            assert time.monotonic() < deadline, f"never waited for approval: {execution}"
+            time.sleep(0.05)
 
     def instance(self, state: str = "running", tags: dict[str, str] | None = None) -> str:
         spec: dict[str, Any] = {"ImageId": AMI, "MinCount": 1, "MaxCount": 1}
