@@ -408,3 +408,53 @@ async def test_the_asset_watcher_trigger_reports_ended_executions_of_its_runbook
     assert event.payload["execution_id"] == execution_id
     assert (event.payload["definition"], event.payload["status"]) == (name, "Cancelled")
     await runs.aclose()
+
+
+APPROVAL = {
+    "schemaVersion": "0.3",
+    "parameters": {"Approvers": {"type": "StringList"}},
+    "mainSteps": [
+        {
+            "name": "approve",
+            "action": "aws:approve",
+            "inputs": {"Approvers": "{{ Approvers }}", "MinRequiredApprovals": 1, "Message": "ok?"},
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize(("decision", "outcome"), [("Approve", "Success"), ("Reject", "Failed")])
+def test_the_approval_operator_sends_the_persons_decision(
+    fast: LocalAutomationServer, aws_conn_env: Any, decision: str, outcome: str
+) -> None:
+    from airflow_ssm_delegate.operators.approval import SsmAutomationApprovalOperator
+
+    ssm = client_for(fast, "ssm")
+    name = f"Approval-{uuid.uuid4().hex[:8]}"
+    ssm.create_document(
+        Name=name, Content=json.dumps(APPROVAL), DocumentType="Automation", DocumentFormat="JSON"
+    )
+    admin = client_for(fast, "sts").get_caller_identity()["Arn"]
+    execution_id = ssm.start_automation_execution(DocumentName=name, Parameters={"Approvers": [admin]})[
+        "AutomationExecutionId"
+    ]
+    for _ in range(100):
+        execution = ssm.get_automation_execution(AutomationExecutionId=execution_id)["AutomationExecution"]
+        if execution["AutomationExecutionStatus"] == "Waiting":
+            break
+        asyncio.run(asyncio.sleep(0.1))
+    operator = SsmAutomationApprovalOperator(task_id="human_approval", execution_id=execution_id)
+    answer = {
+        "chosen_options": [decision],
+        "params_input": {"comment": "window agreed with the app team"},
+        "responded_at": datetime.now(timezone.utc),
+        "responded_by_user": {"id": "7", "name": "alice"},
+    }
+    result = operator.execute_complete({}, answer)  # type: ignore[arg-type]
+    assert result["comment"] == f"{decision} in Airflow by alice: window agreed with the app team"
+    for _ in range(100):
+        execution = ssm.get_automation_execution(AutomationExecutionId=execution_id)["AutomationExecution"]
+        if execution["AutomationExecutionStatus"] not in ("Waiting", "InProgress"):
+            break
+        asyncio.run(asyncio.sleep(0.1))
+    assert execution["AutomationExecutionStatus"] == outcome
