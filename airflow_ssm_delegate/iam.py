@@ -199,9 +199,7 @@ def _step_grants(step: StepSpec, runbook: Runbook, scope: Scope) -> list[Grant]:
 
 def service_role_grants(runbook: Runbook, scope: Scope) -> list[Grant]:
     """What the service role must be allowed for every step of ``runbook`` (preflight checks these)."""
-    return [
-        grant for step in runbook.all_steps() for grant in _step_grants(step, runbook, scope)
-    ]
+    return [grant for step in runbook.all_steps() for grant in _step_grants(step, runbook, scope)]
 
 
 def hand_written_permissions(runbook: Runbook) -> list[str]:
@@ -272,8 +270,13 @@ def operator_policy(
     documents = [scope.arn("ssm", f"document/{name}") for name in names]
     return policy_document(
         [
-            # Definitions only: an Allow on document/NAME would also allow starting any version of it.
-            statement("StartApprovedRunbooks", ["ssm:StartAutomationExecution"], definitions),
+            # Definitions only: an Allow on document/NAME would also allow starting any version of it. The
+            # new execution is a required resource type of the start (Service Authorization Reference).
+            statement(
+                "StartApprovedRunbooks",
+                ["ssm:StartAutomationExecution"],
+                [*definitions, scope.arn("ssm", "automation-execution/*")],
+            ),
             statement("ReadApprovedRunbooks", ["ssm:DescribeDocument", "ssm:GetDocument"], documents),
             statement(
                 "WatchAndControlExecutions",
