@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import TaskInstanceKey, TriggerRule, XCom, mask_secret, redact
     from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+    HAS_HITL: bool
     HAS_TRIGGER_ON_KILL: bool
 
 # Imported on first use, not with this module: the operator modules import this one at DAG parse time, and
@@ -52,6 +53,8 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "HAS_HITL":
+        return hitl_operator_class() is not None
     if name == "HAS_TRIGGER_ON_KILL":
         # Checked on the class, not by version number: a build that has the hook counts.
         return "on_kill" in vars(__getattr__("BaseTrigger"))
@@ -67,6 +70,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AIRFLOW_MINOR",
     "AIRFLOW_VERSION",
+    "HAS_HITL",
     "HAS_TASK_STATE_STORE",
     "HAS_TRIGGER_ON_KILL",
     "AirflowClusterPolicyViolation",
@@ -81,6 +85,7 @@ __all__ = [
     "XCom",
     "conf",
     "dag_bag_class",
+    "hitl_operator_class",
     "mask_secret",
     "policy_plugin_manager",
     "redact",
@@ -131,3 +136,18 @@ def policy_plugin_manager() -> Any:
 
     getter = getattr(settings, "get_policy_plugin_manager", None)
     return getter() if getter is not None else settings.POLICY_PLUGIN_MANAGER
+
+
+def hitl_operator_class() -> type | None:
+    """Airflow's human-in-the-loop ``HITLOperator`` (standard provider, Airflow 3.1+), or None.
+
+    On Airflow 3.0 its import raises ``AirflowOptionalProviderFeatureException``, which is not an
+    ``ImportError``: an ``except ImportError`` around it breaks DAG imports there.
+    """
+    from airflow.exceptions import AirflowOptionalProviderFeatureException
+
+    try:
+        from airflow.providers.standard.operators.hitl import HITLOperator
+    except (ImportError, AirflowOptionalProviderFeatureException):
+        return None
+    return HITLOperator

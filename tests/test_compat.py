@@ -33,6 +33,15 @@ def test_feature_flags_match_this_minor() -> None:
     assert compat.HAS_TASK_STATE_STORE is (compat.AIRFLOW_MINOR >= (3, 3))
 
 
+def test_hitl_operators_exist_from_3_1() -> None:
+    """On 3.0 the standard provider's HITL module raises AirflowOptionalProviderFeatureException on import."""
+    assert compat.HAS_HITL is (compat.AIRFLOW_MINOR >= (3, 1))
+    operator_class = compat.hitl_operator_class()
+    assert (operator_class is not None) is compat.HAS_HITL
+    if operator_class is not None:
+        assert operator_class.__name__ == "HITLOperator"
+
+
 def test_names_resolve_to_the_classes_this_airflow_uses() -> None:
     """The exceptions are the ones Airflow's task runner catches (``airflow.sdk.exceptions`` where it has
     them, else ``airflow.exceptions``): a PolicyViolation fails the task without retries on every minor."""
