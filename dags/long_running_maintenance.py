@@ -18,8 +18,8 @@ delegation policy's `default_role` for the runbook provides it, and this DAG nam
   instead of starting a second one.
 - **Approval.** `approve` answers the runbook's `aws:approve` step once it waits (`auto_approve`). With
   `auto_approve=false` a person decides in Airflow's own UI (Airflow 3.1+: `human_approval`, a
-  human-in-the-loop task in "Required actions", which sends their Approve/Reject to AWS); on older
-  Airflow, in the AWS console or with `aws ssm send-automation-signal`.
+  human-in-the-loop task in "Required actions", which sends their Approve/Reject to AWS), unless
+  `approve_in_airflow=false`; on older Airflow, in the AWS console or with `aws ssm send-automation-signal`.
 - **Progress.** While `maintain` is deferred its log shows each step as it starts and ends (by event
   when the AWS connection has an `events_queue_url` extra, else by the safety-net poll), who may approve
   the approval step and how, and at the end every step with its status and duration.
@@ -120,6 +120,13 @@ with DAG(
             title="Approve automatically",
             description="Let the approve task answer the runbook's approval step (else a person does).",
         ),
+        "approve_in_airflow": Param(
+            True,
+            type="boolean",
+            title="Ask in Airflow",
+            description="Without auto_approve: ask the person in Airflow's Required actions (3.1+), "
+            "else they approve in the AWS console.",
+        ),
     },
 ) as dag:
     maintain = SsmStartAutomationExecutionOperator(
@@ -171,7 +178,7 @@ with DAG(
         human_request = AwaitApprovalRequest(
             task_id="await_human_approval_request",
             execution_id=EXECUTION_ID,
-            auto_approve="{{ params.auto_approve }}",
+            auto_approve="{{ params.auto_approve or not params.approve_in_airflow }}",
             when_auto_approve=False,
             poke_interval=30,
             timeout=timedelta(hours=20).total_seconds(),

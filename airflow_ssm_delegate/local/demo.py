@@ -35,8 +35,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from botocore.exceptions import ClientError
 
 from airflow_ssm_delegate.examples import pool_set_command
+from airflow_ssm_delegate.local.events import progress_lines, setup_demo_events
 from airflow_ssm_delegate.local.server import LocalAutomationServer
-from airflow_ssm_delegate.local.story import LOCAL_AMI_ID, Story, StoryError, provision_on_server
+from airflow_ssm_delegate.local.story import (
+    AIRFLOW_CONN_ID,
+    LOCAL_AMI_ID,
+    Story,
+    StoryError,
+    provision_on_server,
+)
 from airflow_ssm_delegate.policy import AUDIT_TAG_KEYS
 from airflow_ssm_delegate.status import SUCCESS_STATUSES
 
@@ -379,6 +386,9 @@ def run_story(args: argparse.Namespace, server: LocalAutomationServer) -> Report
     _show_unlisted_start_refused(story, report)
 
     airflow = Airflow(workdir / "airflow", story, args.dags_folder, workdir / "logs")
+    queue_url, events_env = setup_demo_events(story, AIRFLOW_CONN_ID, airflow.env)
+    airflow.env.update(events_env)  # issue 12: the deferred maintenance is watched by its events
+    report.add(f"  events         EventBridge rule -> SQS {queue_url} (aws_default's events_queue_url)")
     report.add(f"Preparing Airflow in {airflow.home} (SQLite, logs in {airflow.log_dir})")
     airflow.prepare()
 
@@ -406,12 +416,18 @@ def run_story(args: argparse.Namespace, server: LocalAutomationServer) -> Report
             MAINTENANCE_DAG,
             MAINTENANCE_LOGICAL_DATE,
             "-c",
-            json.dumps({"auto_approve": False}),
+            json.dumps({"auto_approve": False, "approve_in_airflow": False}),
         ],
         f"{MAINTENANCE_DAG}.log",
         watcher.tick,
     )
     _describe_maintenance(story, watcher, report)
+    progress = progress_lines((airflow.log_dir / f"{MAINTENANCE_DAG}.log").read_text())
+    report.add("        the maintain task's log while deferred:")
+    report.add("\n".join(f"          {line}" for line in progress))
+    report.check(
+        any("(noticed by its event)" in line for line in progress), "the end was noticed by its event"
+    )
     return report
 
 

@@ -205,3 +205,62 @@ def route_events_to_queue(events: Any, sqs: Any, name: str, *, rule_name: str | 
     sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
     events.put_targets(Rule=rule, Targets=[{"Id": "watch-queue", "Arn": queue_arn}])
     return queue_url
+
+
+#: What the queue's consumer needs (IAM): receive and delete (DeleteMessageBatch is authorised as
+#: sqs:DeleteMessage); GetQueueAttributes is not used.
+CONSUMER_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage")
+
+
+def consumer_statement(queue_arn: str) -> dict[str, Any]:
+    """The IAM statement the Airflow connection's identity needs to watch by events."""
+    return {
+        "Sid": "WatchAutomationEvents",
+        "Effect": "Allow",
+        "Action": list(CONSUMER_ACTIONS),
+        "Resource": queue_arn,
+    }
+
+
+def connection_env_with_queue(env: dict[str, str], conn_id: str, queue_url: str) -> dict[str, str]:
+    """``env``'s ``AIRFLOW_CONN_<ID>`` JSON connection with the ``events_queue_url`` extra set."""
+    key = f"AIRFLOW_CONN_{conn_id.upper()}"
+    connection = json.loads(env[key])
+    connection.setdefault("extra", {})["events_queue_url"] = queue_url
+    return {key: json.dumps(connection)}
+
+
+def grant_consumer(iam: Any, user_arn: str, queue_url: str, sqs: Any) -> None:
+    """Let the IAM user ``user_arn`` consume the events queue (the local demo's operator)."""
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    document = {"Version": "2012-10-17", "Statement": [consumer_statement(queue_arn)]}
+    iam.put_user_policy(
+        UserName=user_arn.rsplit("/", 1)[-1],
+        PolicyName="watch-automation-events",
+        PolicyDocument=json.dumps(document),
+    )
+
+
+def setup_demo_events(story: Any, conn_id: str, env: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The local demo as an administrator sets it up on AWS: the rule and queue, the operator allowed to
+    consume it, and the Airflow connection naming it. (queue URL, environment entries to apply)."""
+    sqs = story.client("sqs")
+    queue_url = route_events_to_queue(story.client("events"), sqs, "airflow-automation-events")
+    grant_consumer(story.client("iam"), story.operator.arn, queue_url, sqs)
+    return queue_url, connection_env_with_queue(env, conn_id, queue_url)
+
+
+_PROGRESS = ("Watching automation execution", "Step ", "Automation execution ", "  ", "The events queue")
+
+
+def progress_lines(task_log: str) -> list[str]:
+    """The watch's progress lines in a task log (what the demo shows): steps, the end, the summary."""
+    lines = []
+    for raw in task_log.splitlines():
+        text = raw.split("] ", 1)[-1] if "] " in raw[:60] else raw  # drop a log prefix if any
+        text = text.split(" [airflow_ssm_delegate.", 1)[0].rstrip()
+        if text.startswith(_PROGRESS) and ("Step " in text or "execution" in text or "(aws:" in text):
+            lines.append(text)
+    return lines

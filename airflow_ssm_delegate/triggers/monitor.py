@@ -126,7 +126,7 @@ class ExecutionMonitor:
                 self.polls += 1
                 self._metadata = news
                 if execution_status(news, self.execution_id) in TERMINAL_STATUSES:
-                    final = await self._final()
+                    final = await self._final("the safety-net poll" if self.by_events else "a status poll")
                     if final is not None:
                         return final
                 await self._apply_poll(news, first)
@@ -144,7 +144,7 @@ class ExecutionMonitor:
             else:
                 ended = await self._apply_event(news)
                 news.done()
-                final = await self._final() if ended else None
+                final = await self._final("its event") if ended else None
                 if final is not None:
                     return final
             due_at = poller.due_in(await self._delay(first))
@@ -262,7 +262,7 @@ class ExecutionMonitor:
                 return _string_list(value)
         return None
 
-    async def _final(self) -> dict[str, Any] | None:
+    async def _final(self, noticed_by: str) -> dict[str, Any] | None:
         """The one GetAutomationExecution at the end (outputs and step records), logged as a summary.
 
         None when AWS says the execution still runs although an event said it ended (a forged or
@@ -277,6 +277,12 @@ class ExecutionMonitor:
             )
             self._metadata = {k: v for k, v in execution.items() if k != "StepExecutions"}
             return None
+        self.log.info(
+            "Automation execution %s ended %s (noticed by %s).",
+            self.execution_id,
+            execution["AutomationExecutionStatus"],
+            noticed_by,
+        )
         self.progress.summary(execution)
         return execution
 
