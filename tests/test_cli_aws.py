@@ -84,6 +84,14 @@ CONTEXT = {
             "ContextKeyType": "stringList",
         }
     ],
+    ("ssm:StartAutomationExecution", "arn:aws:ssm:us-east-1:123456789012:automation-definition/Launch:4"): [
+        {
+            "ContextKeyName": f"aws:RequestTag/{key}",
+            "ContextKeyValues": ["preflight"],
+            "ContextKeyType": "string",
+        }
+        for key in ("airflow:dag_id", "airflow:run_id", "airflow:task_id")
+    ],
     ("iam:PassRole", ROLE): [
         {
             "ContextKeyName": "iam:PassedToService",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_ssm_delegate.documents.model import parse_runbook
 from airflow_ssm_delegate.iam import Scope, service_role_grants
+from airflow_ssm_delegate.policy import AUDIT_TAG_KEYS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -88,7 +89,9 @@ def preflight(
     caller = caller_principal(sts)
     definition = definition_arn(scope, document_name, str(document["DocumentVersion"]))
     pass_context = _context({"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}})
-    checks.append(_simulate(iam, caller, "ssm:StartAutomationExecution", definition, []))
+    # As Airflow starts it: with the audit tags, which the compiled operator policy requires.
+    audit = _context({"StringEquals": {f"aws:RequestTag/{key}": "preflight" for key in AUDIT_TAG_KEYS}})
+    checks.append(_simulate(iam, caller, "ssm:StartAutomationExecution", definition, audit))
     checks.append(_simulate(iam, caller, "iam:PassRole", role_arn, pass_context))
     return list(dict.fromkeys(checks))  # grants of several steps may repeat a check
 
