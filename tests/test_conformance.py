@@ -30,6 +30,7 @@ from botocore.stub import Stubber
 from airflow_ssm_delegate import cli
 from airflow_ssm_delegate.hooks.automation import SsmAutomationHook
 from tests import corpus_support
+from tests.corpus_runtime import all_actions_role, publish
 from tests.corpus_support import (
     ROLE_ARN,
     CorpusEntry,
@@ -43,7 +44,7 @@ from tests.corpus_support import (
     sample_value,
     valid_parameters,
 )
-from tests.fixtures.local_runtime import SSM_TRUST, client_for, policy_document, unique
+from tests.fixtures.local_runtime import client_for, unique
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -203,16 +204,8 @@ def test_lint_finds_no_error(entry: CorpusEntry, tmp_path: Path, capsys: pytest.
 
 @pytest.fixture(scope="module")
 def corpus_role(local_server: LocalAutomationServer) -> str:
-    """A service role the runbooks may run under (all actions: the start is what is under test)."""
-    iam = client_for(local_server, "iam")
-    name = unique("CorpusAutomationRole")
-    iam.create_role(RoleName=name, AssumeRolePolicyDocument=policy_document([SSM_TRUST]))
-    iam.put_role_policy(
-        RoleName=name,
-        PolicyName="all",
-        PolicyDocument=policy_document([{"Effect": "Allow", "Action": "*", "Resource": "*"}]),
-    )
-    return f"arn:aws:iam::{local_server.account_id}:role/{name}"
+    """A service role the runbooks may run under."""
+    return all_actions_role(local_server, "CorpusAutomationRole")
 
 
 class LocalResources(SampleResources):
@@ -245,20 +238,6 @@ class LocalResources(SampleResources):
 
     def role_arn(self) -> str:
         return self.role
-
-
-def publish(ssm: Any, entry: CorpusEntry, text: str) -> None:
-    """CreateDocument under the runbook's own name (once per session: the server is shared)."""
-    try:
-        ssm.create_document(
-            Name=entry.document_name,
-            Content=text,
-            DocumentType="Automation",
-            DocumentFormat=entry.document_format,
-        )
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "DocumentAlreadyExists":
-            raise
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ import zipfile
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from botocore.exceptions import ClientError
 
+from tests.corpus_runtime import all_actions_role, publish
 from tests.corpus_support import CorpusEntry, api_form, load_manifest, runbook_text
-from tests.fixtures.local_runtime import SSM_TRUST, client_for, policy_document, unique
+from tests.fixtures.local_runtime import client_for, policy_document, unique
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -46,13 +46,7 @@ class Runner:
     ) -> str:
         entry: CorpusEntry = ENTRIES[name]
         text = runbook_text(entry)
-        try:
-            self.ssm.create_document(
-                Name=name, Content=text, DocumentType="Automation", DocumentFormat=entry.document_format
-            )
-        except ClientError as error:  # published earlier this session is fine; anything else is not
-            if error.response["Error"]["Code"] != "DocumentAlreadyExists":
-                raise
+        publish(self.ssm, entry, text)
         api = {key: api_form(value) for key, value in parameters.items()}
         api[role_parameter] = [self.role_arn]
         return str(
@@ -118,15 +112,7 @@ def runner(request: pytest.FixtureRequest) -> Runner:
 
 @pytest.fixture(scope="module")
 def e2e_role(local_server: LocalAutomationServer) -> str:
-    iam = client_for(local_server, "iam")
-    name = unique("CorpusE2ERole")
-    iam.create_role(RoleName=name, AssumeRolePolicyDocument=policy_document([SSM_TRUST]))
-    iam.put_role_policy(
-        RoleName=name,
-        PolicyName="all",
-        PolicyDocument=policy_document([{"Effect": "Allow", "Action": "*", "Resource": "*"}]),
-    )
-    return f"arn:aws:iam::{local_server.account_id}:role/{name}"
+    return all_actions_role(local_server, "CorpusE2ERole")
 
 
 def step_outputs(execution: dict[str, Any], step: str) -> dict[str, list[str]]:
