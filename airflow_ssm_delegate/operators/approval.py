@@ -52,7 +52,7 @@ def comment_for(decision: str, responded_by: Any, note: str | None) -> str:
     return text[:4096]
 
 
-class SsmAutomationApprovalOperator(SsmAutomationHookMixin, HITLOperator):  # type: ignore[misc,valid-type]
+class SsmAutomationApprovalOperator(SsmAutomationHookMixin, HITLOperator):
     """Ask a person in Airflow to approve or reject an execution's ``aws:approve`` step, then signal it.
 
     :param execution_id: the execution waiting at its approval step. Templated.

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 DEFAULT_STATUSES = ("Failed", "TimedOut", "Cancelled")
 
 
-class SsmAutomationEndedTrigger(BaseEventTrigger):  # type: ignore[misc,valid-type]
+class SsmAutomationEndedTrigger(BaseEventTrigger):
     """Yields ``{"execution_id", "definition", "status", "time"}`` for each matching execution event.
 
     :param definition: the runbook name (the events' ``Definition``).

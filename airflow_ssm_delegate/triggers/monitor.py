@@ -30,7 +30,6 @@ from airflow_ssm_delegate.triggers.events import News, QueueUnreachable
 from airflow_ssm_delegate.triggers.progress import APPROVE, StepProgress
 
 if TYPE_CHECKING:
-    import logging
     from datetime import datetime
 
     from airflow_ssm_delegate.documents.model import Runbook
@@ -67,7 +66,7 @@ class ExecutionMonitor:
         poller: BatchedPoller,
         feed: EventFeed | None,
         settings: MonitorSettings,
-        log: logging.Logger | logging.LoggerAdapter[Any],
+        log: Any,  # the trigger's logger (structlog in Airflow 3)
     ) -> None:
         self.execution_id = execution_id
         self.poller = poller
@@ -167,7 +166,8 @@ class ExecutionMonitor:
             self._poll = None
             return await poll
         event = asyncio.ensure_future(self._inbox.get())
-        await asyncio.wait({poll, event}, return_when=asyncio.FIRST_COMPLETED)
+        waiting: list[asyncio.Future[Any]] = [poll, event]
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if not event.done():
             await _cancelled(event)
         if event.done() and not event.cancelled():  # it may have taken its item while we looked
