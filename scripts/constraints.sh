@@ -33,6 +33,10 @@ declare -A CELLS=(
   [3.2]="3.2.2|2026-06-03"   # 3.2.2 released 2026-05-29
   [3.3]="3.3.2|2026-09-22"   # 3.3.2 released 2026-09-17
 )
+# The lowest cell: every direct dependency at the lowest version pyproject.toml allows, everything else as of
+# the lowest allowed Airflow's release (3.0.2, released 2025-06-10): old Airflow declares no upper bounds
+# on fastapi/pydantic, and today's releases of them break it (e.g. 422s from its in-process execution API).
+LOWEST_WORLD=2025-06-15
 
 compile_cell() {
   local cell=$1 out="constraints/constraints-$1.txt" input
@@ -41,18 +45,17 @@ compile_cell() {
   local -a args=(--quiet --python-version "$PYTHON_VERSION" --no-emit-package airflow-ssm-delegate
     --custom-compile-command "make constraints" -o "$out")
   if [[ $cell == lowest ]]; then
-    # Every direct dependency of pyproject.toml at the lowest version it allows; the rest as of FREEZE.
     printf -- '-e .[test]\n' >"$input"
-    args+=(--resolution lowest-direct --exclude-newer "$FREEZE")
+    args+=(--resolution lowest-direct --exclude-newer "$LOWEST_WORLD")
   else
     local spec=${CELLS[$cell]:?unknown cell $cell (expected one of: ${!CELLS[*]} lowest)}
     printf -- 'apache-airflow==%s\n-e .[test]\n' "${spec%%|*}" >"$input"
     args+=(--exclude-newer "${spec##*|}")
-    local package
-    for package in "${NEWER_ALLOWED[@]}"; do
-      args+=(--exclude-newer-package "$package=$FREEZE")
-    done
   fi
+  local package
+  for package in "${NEWER_ALLOWED[@]}"; do
+    args+=(--exclude-newer-package "$package=$FREEZE")
+  done
   echo "constraints: resolving $out" >&2
   "$UV" pip compile "${args[@]}" "$input"
   # The input is a temporary file: name the cell instead of its path in the "via" annotations.
