@@ -113,13 +113,15 @@ class PolicyEngine:
     def decide(
         self, principal: AuthenticatedPrincipal, check: Check, context: Mapping[str, ContextValue]
     ) -> Decision:
+        """Identity policies, limited by the session policy and the permissions boundary if any."""
         request = RequestContext(check.action, check.resource, {**context, **check.context})
         decision = evaluate(principal.policies, request)
-        if principal.session_policy is None or decision is Decision.EXPLICIT_DENY:
-            return decision
-        session = evaluate([principal.session_policy], request)
-        if session is not Decision.ALLOW:
-            return session
+        for limit in (principal.session_policy, principal.boundary):
+            if limit is None or decision is Decision.EXPLICIT_DENY:
+                continue
+            limited = evaluate([limit], request)
+            if limited is not Decision.ALLOW:
+                decision = limited
         return decision
 
     def require(

@@ -46,6 +46,7 @@ class AuthenticatedPrincipal:
     policies: tuple[str, ...] = ()
     session_policy: str | None = None
     context: Mapping[str, str] = field(default_factory=dict)
+    boundary: str | None = None  # the role's permissions boundary (moto keeps boundaries on roles only)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,25 @@ def identity_policy_sources(arn: str) -> list[NamedPolicy] | None:
     return None
 
 
+def permissions_boundary(iam: Any, entity: Any) -> str | None:
+    """The default version of the managed policy set as ``entity``'s permissions boundary, if any."""
+    arn = getattr(entity, "permissions_boundary_arn", None)
+    policy = iam.managed_policies.get(arn) if arn else None
+    default = next((v for v in policy.versions if v.is_default), None) if policy is not None else None
+    return None if default is None else str(default.document)
+
+
+def role_boundary(arn: str) -> str | None:
+    """The permissions boundary of the IAM role ``arn`` (None without one or for other principals)."""
+    account_id = arn.partition(":iam::")[2].partition(":")[0]
+    if ":role/" not in arn or account_id not in iam_backends:
+        return None
+    iam = iam_backends[account_id][PARTITION]
+    name = arn.rsplit("/", 1)[-1]
+    role = next((r for r in list(iam.get_roles()) if r.name == name), None)
+    return None if role is None else permissions_boundary(iam, role)
+
+
 def identity_policies(arn: str) -> tuple[str, ...] | None:
     """Every identity policy document of the IAM user or role ``arn`` (None if there is no such one)."""
     sources = identity_policy_sources(arn)
@@ -155,6 +175,7 @@ def _session_principal(
         policies=tuple(policies),
         session_policy=session.policy or None,
         context={"aws:PrincipalType": "AssumedRole", "aws:userid": session.user_id},
+        boundary=None if role is None else permissions_boundary(iam, role),
     )
 
 

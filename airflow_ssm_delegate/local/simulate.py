@@ -34,7 +34,7 @@ from airflow_ssm_delegate.local.iam_eval import (
     statements_of,
 )
 from airflow_ssm_delegate.local.policy_text import PolicyDocumentError, statement_spans
-from airflow_ssm_delegate.local.principals import identity_policy_sources
+from airflow_ssm_delegate.local.principals import identity_policy_sources, role_boundary
 from airflow_ssm_delegate.local.simulate_input import (
     InvalidInput,
     PolicySource,
@@ -274,6 +274,11 @@ def simulate_principal_policy(params: Mapping[str, Any]) -> Response:
     def build() -> Response:
         attached = [PolicySource(p.document, p.name, p.kind, _document(p.document)) for p in named]
         simulation = read_simulation(params, attached)
+        boundary = role_boundary(source)
+        if boundary is not None and not simulation.boundaries:  # the role's own boundary, unless replaced
+            simulation.boundaries = [
+                PolicySource(boundary, "PermissionsBoundary", "none", _document(boundary))
+            ]
         if simulation.caller_arn is None and ":user/" in source:
             simulation.caller_arn = source
         caller_account = _account_of(simulation.caller_arn) or _account_of(source)
