@@ -275,6 +275,14 @@ def test_invalid_account_is_refused_by_the_parser(capsys: pytest.CaptureFixture[
     assert "'12' is not a 12-digit AWS account id" in capsys.readouterr().err
 
 
+def test_a_policy_listing_no_runbooks_gives_the_operator_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "--policy", write_policy(tmp_path, {}), *WHERE)
+    assert code == 0
+    assert json.loads(out)["operator_policy"] == {"Version": "2012-10-17", "Statement": []}
+
+
 def test_built_in_rule_cannot_be_compiled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from airflow_ssm_delegate.iam import Scope
     from airflow_ssm_delegate.iam_compile import CompileError, compile_policies
