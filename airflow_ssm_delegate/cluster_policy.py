@@ -24,6 +24,14 @@ class _MappedValue:
 
 
 MAPPED = _MappedValue()
+FAN_OUT_FIELDS = (
+    "targets",
+    "target_maps",
+    "max_concurrency",
+    "max_errors",
+    "target_locations",
+    "alarm_configuration",
+)
 
 
 @hookimpl
@@ -36,10 +44,12 @@ def task_policy(task: Any) -> None:
     if fields is None:
         return
     from airflow_ssm_delegate.compat import AirflowClusterPolicyViolation
+    from airflow_ssm_delegate.fanout import FanOutRequest
     from airflow_ssm_delegate.policy import DelegationPolicy, PolicyError
 
+    fan_out = FanOutRequest(**{name: fields.pop(name) for name in FAN_OUT_FIELDS})
     try:
-        DelegationPolicy.from_config().check_task_definition(**fields)
+        DelegationPolicy.from_config().check_task_definition(**fields, fan_out=fan_out)
     except PolicyError as error:
         dag_id = getattr(task, "dag_id", None)
         raise AirflowClusterPolicyViolation(f"DAG {dag_id!r}, task {task.task_id!r}: {error}") from error
@@ -51,7 +61,7 @@ def _start_task_fields(task: Any) -> dict[str, Any] | None:
     operator_class = getattr(module, START_OPERATOR, None)
     if not isinstance(operator_class, type):
         return None
-    names = ("document_name", "service_role_arn", "document_version")
+    names = ("document_name", "service_role_arn", "document_version", *FAN_OUT_FIELDS)
     if isinstance(task, operator_class):
         return {name: getattr(task, name, None) for name in names}
     mapped_class = getattr(task, "operator_class", None)  # a MappedOperator made by .partial().expand()

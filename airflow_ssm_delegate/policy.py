@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow_ssm_delegate.compat import AirflowFailException, conf
+from airflow_ssm_delegate.fanout import FanOutRequest, FanOutRule, check_fan_out, literal_unknown
 
 if TYPE_CHECKING:
     import os
@@ -88,6 +89,8 @@ class StartRequest:
     # Rate control fills parameters per target: they must never carry the role.
     target_parameter_name: str | None = None
     target_maps: Sequence[Mapping[str, Any]] = ()
+    # Where and how fast the start fans out, and its alarm: bounded by the runbook's fan-out rules.
+    fan_out: FanOutRequest = field(default_factory=FanOutRequest)
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,8 @@ class DocumentRule:
     sha256: str | None = None
     required_tags: Mapping[str, str] = field(default_factory=dict)
     secret_parameters: frozenset[str] = frozenset()
+    fan_out: FanOutRule | None = None
+    required_alarm: str | None = None
 
     def allows_role(self, role_arn: str) -> bool:
         return any(iam_pattern(pattern).fullmatch(role_arn) for pattern in self.roles)
@@ -170,7 +175,11 @@ class DelegationPolicy:
     # ------------------------------------------------------------------------------------ parse time
 
     def check_task_definition(
-        self, document_name: Any, service_role_arn: Any, document_version: Any = None
+        self,
+        document_name: Any,
+        service_role_arn: Any,
+        document_version: Any = None,
+        fan_out: FanOutRequest | None = None,
     ) -> None:
         """Cheap check for the cluster policy (no AWS calls): could this task ever be allowed to start?
 
@@ -180,6 +189,8 @@ class DelegationPolicy:
         rule = None if _is_unresolved(document_name) else self.rule_for(str(document_name), known_role)
         if rule is not None and not _is_unresolved(document_version):
             self._check_requested_version(rule, known_role, document_version)
+        if rule is not None and fan_out is not None:
+            self._check_fan_out(rule, known_role, fan_out, literal_unknown)
         role = service_role_arn or (rule.default_role if rule else None)
         if role is None:
             if self.require_service_role:
@@ -232,6 +243,8 @@ class DelegationPolicy:
             self._check_requested_version(rule, request.service_role_arn, wanted)
         if request.service_role_arn:  # refuse a wrong role before reading anything
             self._check_role(rule, name, request.service_role_arn)
+        if rule is not None:  # fan-out bounds need no AWS call either
+            self._check_fan_out(rule, request.service_role_arn, request.fan_out)
         runbook, description = fetch_runbook(name, str(wanted) if wanted else pinned)
         version = str(description.get("DocumentVersion", ""))
         self._check_content(rule, name, request.service_role_arn, description, version)
@@ -262,6 +275,18 @@ class DelegationPolicy:
                 f"version {wanted} was requested but the policy pins version {rule.version}. Drop "
                 "document_version or set it to the pinned version.",
             )
+
+    def _check_fan_out(
+        self,
+        rule: DocumentRule,
+        role: str | None,
+        request: FanOutRequest,
+        is_unresolved: Callable[[Any], bool] = lambda value: False,
+    ) -> None:
+        def refuse(rule_name: str, detail: str) -> NoReturn:
+            self._refuse(rule_name, rule.document, role, detail)
+
+        check_fan_out(rule.fan_out, rule.required_alarm, request, refuse, is_unresolved)
 
     def _check_content(
         self,

@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from airflow_ssm_delegate.fanout import ACCOUNT_OR_OU, REGION, Cap, FanOutRule
 from airflow_ssm_delegate.policy import (
     AUDIT_TAG_KEYS,
     CONFIG_OPTION,
@@ -100,7 +101,16 @@ def _parse_document_rule(source: str, name: str, entry: Any, require_service_rol
         source,
         key,
         entry,
-        {"roles", "default_role", "version", "sha256", "required_tags", "secret_parameters"},
+        {
+            "roles",
+            "default_role",
+            "version",
+            "sha256",
+            "required_tags",
+            "secret_parameters",
+            "fan_out",
+            "required_alarm",
+        },
     )
     roles = tuple(_string_list(source, f"{key}.roles", entry.get("roles", [])))
     for pattern in roles:
@@ -162,7 +172,84 @@ def _parse_document_rule(source: str, name: str, entry: Any, require_service_rol
         secret_parameters=frozenset(
             _string_list(source, f"{key}.secret_parameters", entry.get("secret_parameters", []))
         ),
+        fan_out=_fan_out(source, f"{key}.fan_out", entry["fan_out"]) if "fan_out" in entry else None,
+        required_alarm=_required_alarm(source, f"{key}.required_alarm", entry.get("required_alarm")),
     )
+
+
+_FAN_OUT_CAPS = (
+    "max_concurrency",
+    "max_errors",
+    "target_location_max_concurrency",
+    "target_location_max_errors",
+)
+
+
+def _fan_out(source: str, key: str, value: Any) -> FanOutRule:
+    """A runbook's ``fan_out`` bounds: accounts/OUs, regions, execution role names and rate caps."""
+    if not isinstance(value, Mapping):
+        raise PolicyFileError(
+            source,
+            key,
+            f"expected a mapping of fan-out rules, got {_kind(value)}",
+            'Write e.g. \'{accounts: ["111122223333"], regions: [eu-west-1], max_concurrency: "10%"}\'.',
+        )
+    _reject_unknown_keys(source, key, value, {"accounts", "regions", "execution_role_names", *_FAN_OUT_CAPS})
+    accounts = _string_list(source, f"{key}.accounts", _as_strings(value.get("accounts", [])))
+    for account in accounts:
+        if not ACCOUNT_OR_OU.match(account):
+            raise PolicyFileError(
+                source,
+                f"{key}.accounts",
+                f"{account!r} is not a 12-digit account id, an OU id (ou-...) or a root id (r-...)",
+                'Quote account ids ("011122223333") so YAML keeps leading zeros.',
+            )
+    regions = _string_list(source, f"{key}.regions", value.get("regions", []))
+    for region in regions:
+        if not REGION.match(region):
+            raise PolicyFileError(
+                source, f"{key}.regions", f"{region!r} is not a region name", "Write e.g. eu-west-1."
+            )
+    caps: dict[str, Cap | None] = {}
+    for name in _FAN_OUT_CAPS:
+        try:
+            caps[name] = Cap.parse(value[name]) if value.get(name) is not None else None
+        except ValueError as error:
+            raise PolicyFileError(
+                source,
+                f"{key}.{name}",
+                f"not a cap ({error})",
+                'Write a number such as 10, a percentage such as "10%", or both as a list: [10, "10%"].',
+            ) from None
+    return FanOutRule(
+        accounts=tuple(accounts),
+        regions=tuple(regions),
+        execution_role_names=tuple(
+            _string_list(source, f"{key}.execution_role_names", value.get("execution_role_names", []))
+        ),
+        **caps,
+    )
+
+
+def _as_strings(value: Any) -> Any:
+    """Account ids written unquoted arrive as ints (a leading 0 even makes YAML read octal): as text, a
+    12-digit one is kept and any other fails the account check, whose fix says to quote them."""
+    if isinstance(value, list):
+        return [str(item) if isinstance(item, int) and not isinstance(item, bool) else item for item in value]
+    return value
+
+
+def _required_alarm(source: str, key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > 255:
+        raise PolicyFileError(
+            source,
+            key,
+            f"{value!r} is not a CloudWatch alarm name",
+            "Write the alarm's name (1-255 characters), e.g. required_alarm: fleet-patch-errors.",
+        )
+    return value
 
 
 def _required_tags(source: str, key: str, value: Any) -> dict[str, str]:

@@ -16,6 +16,7 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.exceptions import ClientError
 
 from airflow_ssm_delegate.compat import AirflowFailException
+from airflow_ssm_delegate.fanout import FanOutRequest
 from airflow_ssm_delegate.masking import mask_parameters
 from airflow_ssm_delegate.policy import AUDIT_TAG_KEYS, DelegationPolicy, StartRequest
 from airflow_ssm_delegate.status import WAITER_FILE, failure_message
@@ -68,6 +69,7 @@ class SsmAutomationHook(AwsBaseHook):
         max_concurrency: str | None = None,
         max_errors: str | None = None,
         target_locations: Sequence[Mapping[str, Any]] | None = None,
+        alarm_configuration: Mapping[str, Any] | None = None,
     ) -> str:
         """Authorise the start against the delegation policy, then start the runbook; return its execution id.
 
@@ -89,6 +91,14 @@ class SsmAutomationHook(AwsBaseHook):
             audit_tags=current_audit_tags(),
             target_parameter_name=target_parameter_name,
             target_maps=list(target_maps or ()),
+            fan_out=FanOutRequest(
+                targets=targets,
+                target_maps=target_maps,
+                max_concurrency=max_concurrency,
+                max_errors=max_errors,
+                target_locations=target_locations,
+                alarm_configuration=alarm_configuration,
+            ),
         )
         plan = DelegationPolicy.from_config().authorize_start(request, self.get_runbook)
         loggable = mask_parameters(plan.parameters, plan.secret_parameters)
@@ -112,6 +122,7 @@ class SsmAutomationHook(AwsBaseHook):
             MaxConcurrency=max_concurrency,
             MaxErrors=max_errors,
             TargetLocations=_list_or_none(target_locations),
+            AlarmConfiguration=dict(alarm_configuration) if alarm_configuration else None,
             Tags=plan.api_tags or None,
         )
         try:

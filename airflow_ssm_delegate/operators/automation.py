@@ -121,6 +121,8 @@ class SsmStartAutomationExecutionOperator(SsmAutomationBaseOperator):
     :param cancel_on_kill: cancel the execution (its onCancel steps run) when the task is killed, cleared or
         marked failed — running or deferred. Never on a triggerer restart.
     :param mode: ``Auto`` or ``Interactive``.
+    :param alarm_configuration: AlarmConfiguration (``{"Alarms": [{"Name": ...}]}``): a CloudWatch alarm that
+        stops the execution; the delegation policy's ``required_alarm`` must be named here. Templated.
     :param deferrable: wait in the triggerer, not a worker slot (default ``[operators] default_deferrable``).
     """
 
@@ -138,6 +140,7 @@ class SsmStartAutomationExecutionOperator(SsmAutomationBaseOperator):
         "max_concurrency",
         "max_errors",
         "target_locations",
+        "alarm_configuration",
         *CONNECTION_TEMPLATE_FIELDS,
     )
     template_fields_renderers = {"parameters": "json", "targets": "json", "tags": "json"}
@@ -168,6 +171,7 @@ class SsmStartAutomationExecutionOperator(SsmAutomationBaseOperator):
         max_concurrency: str | None = None,
         max_errors: str | None = None,
         target_locations: list[dict[str, Any]] | None = None,
+        alarm_configuration: dict[str, Any] | None = None,
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
@@ -200,6 +204,7 @@ class SsmStartAutomationExecutionOperator(SsmAutomationBaseOperator):
         self.max_concurrency = max_concurrency
         self.max_errors = max_errors
         self.target_locations = target_locations
+        self.alarm_configuration = alarm_configuration
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.execution_id: str | None = None
 
@@ -354,6 +359,7 @@ class SsmStartAutomationExecutionOperator(SsmAutomationBaseOperator):
                 max_concurrency=self.max_concurrency,
                 max_errors=self.max_errors,
                 target_locations=self.target_locations,
+                alarm_configuration=self.alarm_configuration,
             )
 
         def on_limit(exc: BaseException, delay: float) -> None:
