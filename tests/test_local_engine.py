@@ -510,7 +510,9 @@ def test_malformed_start_requests_get_the_api_error(h: Harness, request_body: ob
 
 
 def test_execution_limit_refuses_starts_beyond_it(h: Harness) -> None:
-    h.engine.max_running_executions = 1
+    from airflow_ssm_delegate.local.quotas import ExecutionQuotas
+
+    h.engine.quotas = ExecutionQuotas(max_running=1, max_queued=0)
     execution_id = h.run(runbook(step("Hold", "aws:pause")))
     with pytest.raises(AutomationApiError) as refused:
         h.run(runbook(sleep("Wait")))

@@ -54,6 +54,7 @@ from airflow_ssm_delegate.local.execution import ACTIVE_STEP_STATUSES, Execution
 from airflow_ssm_delegate.local.identity import Authorizer, Caller, Credentials
 from airflow_ssm_delegate.local.listing import page_executions, page_steps
 from airflow_ssm_delegate.local.outputs import step_outputs
+from airflow_ssm_delegate.local.quotas import ExecutionQuotas
 from airflow_ssm_delegate.local.scheduler import TimerScheduler
 
 if TYPE_CHECKING:
@@ -218,9 +219,8 @@ class AutomationEngine:
         self._lock = threading.Lock()
         self._sequence = itertools.count(1)
         self.steps_started = 0  # for the benchmark: step attempts begun since creation
-        #: AWS runs 100 automations at once per account; None = no limit. Settable, e.g. to test the
-        #: AutomationExecutionLimitExceededException path of a client.
-        self.max_running_executions: int | None = None
+        #: The account's running limit and Pending queue (AWS: 100 and 1,000); settable for tests.
+        self.quotas = ExecutionQuotas()
         #: Told of every execution and step status change (the runtime's EventBridge events).
         self.observer: Callable[[Execution, StepRecord | None], None] | None = None
 
@@ -378,9 +378,10 @@ class AutomationEngine:
                             "request; use a new token for a new execution.",
                         )
                     return known[1]
-            self._check_capacity()
+            execution_id = str(uuid.uuid4())
+            admitted = self.quotas.admit(execution_id)  # else it waits as Pending, or the start is refused
             execution = Execution(
-                id=str(uuid.uuid4()),
+                id=execution_id,
                 sequence=next(self._sequence),
                 document_name=document_name,
                 document_version=document_version,
@@ -399,7 +400,8 @@ class AutomationEngine:
             self._flows[execution.id] = _Flow(initial_values(runbook.variables))
             if token is not None:
                 self._tokens[str(token)] = (fingerprint, execution.id)
-        self._scheduler.submit(lambda: self._begin(execution))
+        if admitted:
+            self._scheduler.submit(lambda: self._begin(execution))
         return execution.id
 
     def _load_authorized(
@@ -426,14 +428,6 @@ class AutomationEngine:
             self.authorizer.authorize_start(caller, loaded[0], loaded[1], None, tags)
             return loaded
         return self.load_document(name, version)
-
-    def _check_capacity(self) -> None:
-        limit = self.max_running_executions
-        if limit is not None and sum(not e.finished for e in self._executions.values()) >= limit:
-            raise AutomationApiError(
-                "AutomationExecutionLimitExceededException",
-                f"{limit} executions are already running in this account; retry when one has ended.",
-            )
 
     def _begin(self, execution: Execution) -> None:
         """First call of an execution, on a worker: take on its identity, then run the first step."""
@@ -929,9 +923,14 @@ class AutomationEngine:
             self._close(frame.record, "Cancelled" if status != "Failed" else "Failed")
         self._flows[execution.id].loops.clear()
         execution.done.set()
+        for queued_id in self.quotas.release(execution.id):  # Pending executions whose turn has come
+            self._scheduler.submit(functools.partial(self._begin_queued, queued_id))
         if execution.parent_id:
             parent_id = execution.parent_id
             self._scheduler.submit(lambda: self._notify_parent(parent_id, execution.id))
+
+    def _begin_queued(self, execution_id: str) -> None:
+        self._begin(self._execution(execution_id))
 
     def _notify_parent(self, parent_id: str, child_id: str) -> None:
         parent = self._execution(parent_id)

@@ -34,6 +34,7 @@ from airflow_ssm_delegate.local.engine import AutomationEngine
 from airflow_ssm_delegate.local.events import EventEmitter
 from airflow_ssm_delegate.local.gateway import Gateway
 from airflow_ssm_delegate.local.principals import PARTITION
+from airflow_ssm_delegate.local.quotas import DEFAULT_MAX_QUEUED, DEFAULT_MAX_RUNNING, ExecutionQuotas
 from airflow_ssm_delegate.local.resources import Scope
 
 if TYPE_CHECKING:
@@ -60,7 +61,14 @@ class LocalAutomationServer:
     account_id = DEFAULT_ACCOUNT_ID  # "123456789012": moto's default account, where unknown keys land
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, time_scale: float = 1.0, enforce_iam: bool = True
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        time_scale: float = 1.0,
+        enforce_iam: bool = True,
+        *,
+        max_running: int = DEFAULT_MAX_RUNNING,
+        max_queued: int = DEFAULT_MAX_QUEUED,
     ) -> None:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= _MAX_PORT:
             raise ValueError(
@@ -70,6 +78,7 @@ class LocalAutomationServer:
         self.port = port
         SimulatedClock.check_scale(time_scale)
         self._time_scale = float(time_scale)
+        self._quotas = ExecutionQuotas(max_running, max_queued)  # the account's Automation quotas
         self._policies = PolicyEngine(Scope(self.region, self.account_id), enforce_iam)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -104,6 +113,21 @@ class LocalAutomationServer:
         self._time_scale = float(value)
         if self.clock is not None:
             self.clock.time_scale = value
+
+    @property
+    def quotas(self) -> ExecutionQuotas:
+        """Running executions allowed at once and Pending ones queued (AWS: 100 and 1,000).
+
+        Its ``max_running``/``max_queued`` are settable; assigning a new ``ExecutionQuotas`` starts counting
+        afresh (a test's own executions only), executions already admitted keep running.
+        """
+        return self._quotas
+
+    @quotas.setter
+    def quotas(self, value: ExecutionQuotas) -> None:
+        self._quotas = value
+        if self.engine is not None:
+            self.engine.quotas = value
 
     @property
     def endpoint_url(self) -> str:
@@ -223,6 +247,7 @@ class LocalAutomationServer:
         )
         self.events = EventEmitter(self.clock, self.region, self.account_id)
         engine.observer = self.events
+        engine.quotas = self._quotas
         return engine
 
 
