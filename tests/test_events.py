@@ -21,7 +21,7 @@ from airflow_ssm_delegate.local.events import (
     route_events_to_queue,
 )
 from airflow_ssm_delegate.triggers.automation import SsmAutomationExecutionTrigger
-from airflow_ssm_delegate.triggers.events import parse_event_time, parse_news
+from airflow_ssm_delegate.triggers.events import QueueUnreachable, parse_event_time, parse_news
 from airflow_ssm_delegate.triggers.progress import StepProgress
 from tests.fixtures.local_runtime import client_for
 
@@ -463,3 +463,34 @@ def test_the_approval_operator_sends_the_persons_decision(
             break
         asyncio.run(asyncio.sleep(0.1))
     assert execution["AutomationExecutionStatus"] == outcome
+
+
+async def test_the_consumer_needs_only_receive_and_delete(
+    fast: LocalAutomationServer, events_queue: str, new_user: Callable[..., dict[str, str]]
+) -> None:
+    """The statement the README gives the connection's identity (sqs:ReceiveMessage, sqs:DeleteMessage) is
+    enough: events are received, and deleted once applied (one by one where the batch call is refused)."""
+    from airflow_ssm_delegate.local.events import consumer_statement
+    from airflow_ssm_delegate.triggers.events import EventFeed
+
+    sqs = client_for(fast, "sqs")
+    queue_arn = sqs.get_queue_attributes(QueueUrl=events_queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    creds = new_user([consumer_statement(queue_arn)])
+    execution_id = start(fast)
+    feed = EventFeed(events_queue, lambda: client_for(fast, "sqs", creds), wait_time_seconds=1)
+    inbox = feed.watch(execution_id)
+    seen: list[tuple[str | None, str]] = []
+    while ("second", "Success") not in seen:
+        news = await asyncio.wait_for(inbox.get(), timeout=60)
+        assert not isinstance(news, QueueUnreachable), news
+        seen.append((news.step_name, news.status))
+        news.done()
+    feed.leave(inbox)  # what it did not read yet is acknowledged too (the watch is over)
+    await asyncio.sleep(3)
+    await feed.close()
+    assert feed.unreachable is None
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    left = sqs.get_queue_attributes(QueueUrl=events_queue, AttributeNames=names)["Attributes"]
+    assert (left["ApproximateNumberOfMessages"], left["ApproximateNumberOfMessagesNotVisible"]) == ("0", "0")

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_ssm_delegate.retry import is_transient
+from airflow_ssm_delegate.retry import error_code, is_transient
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -154,6 +154,7 @@ class EventFeed:
         self._listeners: list[tuple[Callable[[News], bool], asyncio.Queue[News | QueueUnreachable]]] = []
         self._driver: asyncio.Task[None] | None = None
         self.unreachable: str | None = None
+        self._batch_delete_refused = False
         self.calls = 0  # SQS requests sent (ReceiveMessage, DeleteMessageBatch)
 
     # -- subscribing ------------------------------------------------------------------------------
@@ -180,6 +181,10 @@ class EventFeed:
                 if not inboxes:
                     del self._watchers[execution_id]
         self._listeners = [(p, i) for p, i in self._listeners if i is not inbox]
+        while not inbox.empty():  # what it never read needs it no more: acknowledged, so deleted
+            news = inbox.get_nowait()
+            if isinstance(news, News):
+                news.done()
 
     def _started(self, inbox: asyncio.Queue[News | QueueUnreachable]) -> None:
         if self.unreachable is not None:
@@ -235,11 +240,27 @@ class EventFeed:
             await asyncio.wait(futures, timeout=APPLY_TIMEOUT_S)
         applied = [handle for handle, waiting in handled if all(f.done() for f in waiting)]
         for start in range(0, len(applied), 10):
-            entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(applied[start : start + 10])]
+            batch = applied[start : start + 10]
             try:
-                await self._call("delete_message_batch", QueueUrl=self.queue_url, Entries=entries)
+                await self._delete(batch)
             except Exception as exc:  # a duplicate later is harmless
                 log.warning("Could not delete events from %s: %s", self.queue_url, exc)
+
+    async def _delete(self, handles: list[str]) -> None:
+        """DeleteMessageBatch (AWS authorises it as sqs:DeleteMessage); one DeleteMessage each where the
+        endpoint refuses the batch call as such (the local runtime authorises sqs:DeleteMessageBatch)."""
+        if not self._batch_delete_refused:
+            entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles)]
+            try:
+                await self._call("delete_message_batch", QueueUrl=self.queue_url, Entries=entries)
+                return
+            except Exception as exc:
+                if "AccessDenied" not in (error_code(exc) or ""):
+                    raise
+                log.warning("DeleteMessageBatch refused (%s): deleting events one by one.", exc)
+                self._batch_delete_refused = True
+        for handle in handles:
+            await self._call("delete_message", QueueUrl=self.queue_url, ReceiptHandle=handle)
 
     @staticmethod
     def _age(message: dict[str, Any]) -> float:

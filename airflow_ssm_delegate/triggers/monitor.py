@@ -73,9 +73,7 @@ class ExecutionMonitor:
         self.feed = feed
         self.settings = settings
         self.log = log
-        self.progress = StepProgress(
-            log, execution_id, simulated=float(getattr(poller.clock, "time_scale", 1.0)) != 1.0
-        )
+        self.progress = StepProgress(log, execution_id, clock=poller.clock)
         self._inbox: asyncio.Queue[News | QueueUnreachable] | None = None
         self._watch = self._new_watch()
         self._runbook: Runbook | None = None

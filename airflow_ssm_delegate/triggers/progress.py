@@ -69,7 +69,7 @@ class StepProgress:
     log: logging.Logger | logging.LoggerAdapter[Any]
     execution_id: str
     runbook: Runbook | None = None
-    simulated: bool = False
+    clock: Any = None  # the watch's clock: times are marked "(simulated)" when it runs faster than real
     _seen: dict[str, tuple[datetime, str]] = field(default_factory=dict)
     _reported: set[tuple[str, str]] = field(default_factory=set)
     current_step: str | None = None
@@ -109,7 +109,7 @@ class StepProgress:
         if already_told:
             return False
         action = action or self.action_of(step_name)
-        clock = " (simulated)" if self.simulated else ""
+        clock = " (simulated)" if float(getattr(self.clock, "time_scale", 1.0)) != 1.0 else ""
         how = f" [{source}]" if source != "event" else ""
         line = f"Step {step_name} ({action}): {status} at {_clock_text(when)}{clock}{how}"
         if action == APPROVE and status in ("Waiting", "Pending"):
