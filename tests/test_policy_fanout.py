@@ -6,6 +6,7 @@ names its rule, and is also made at parse time by the cluster policy when the ta
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -19,7 +20,6 @@ from tests.test_policy import LAUNCH_ROLE, POLICY, FakeDocuments, request, write
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 NAME = "LaunchTaggedInstance"
 OU = "ou-ab12-cdef3456"
@@ -364,3 +364,20 @@ def test_account_ids_written_unquoted_keep_their_digits_or_are_refused(tmp_path:
     text = POLICY + "    fan_out: {accounts: [011122223333]}\n"
     with pytest.raises(PolicyFileError, match=r"is not a 12-digit account id.*Quote account ids"):
         DelegationPolicy.from_file(write_policy(tmp_path, text))
+
+
+def test_the_commented_example_in_the_shipped_policy_parses(tmp_path: Path) -> None:
+    """The example file shows fan_out commented out; uncommented, it must be a valid rule."""
+    from airflow_ssm_delegate.examples import __file__ as examples
+
+    text = (Path(examples).parent / "delegation-policy.yaml").read_text()
+    lines = text.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("    # fan_out:")))
+    block = [line.replace("    # ", "    ", 1) for line in lines[start : start + 9]]
+    uncommented = "\n".join(lines[:start] + block + lines[start + 9 :]) + "\n"
+    policy = DelegationPolicy.from_file(write_policy(tmp_path, uncommented))
+    assert policy.documents is not None
+    rule = policy.documents[NAME]
+    assert rule.required_alarm == "fleet-patch-errors"
+    assert rule.fan_out is not None
+    assert rule.fan_out.regions == ("us-east-1", "eu-west-1")
