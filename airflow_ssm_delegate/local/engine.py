@@ -48,6 +48,7 @@ from airflow_ssm_delegate.local.actions.base import (
     WaitUntil,
 )
 from airflow_ssm_delegate.local.actions.variables import checked_update, initial_values
+from airflow_ssm_delegate.local.alarms import AlarmMonitor, AlarmWatch
 from airflow_ssm_delegate.local.clients import ClientCache, GuardedClient
 from airflow_ssm_delegate.local.errors import AutomationApiError
 from airflow_ssm_delegate.local.execution import ACTIVE_STEP_STATUSES, Execution, StepRecord
@@ -73,8 +74,8 @@ SIGNAL_TYPES = frozenset({"Approve", "Reject", "StartStep", "StopStep", "Resume"
 STOP_TYPES = frozenset({"Cancel", "Complete"})
 #: DocumentVersion values that name no version number until the document is read.
 SYMBOLIC_VERSIONS = frozenset({"$DEFAULT", "$LATEST"})
-#: Request keys of StartAutomationExecution this runtime does not implement (rate control, multi-account,
-#: alarms, change calendars): refused by name rather than silently ignored.
+#: Request keys of StartAutomationExecution this runtime does not implement (rate control, multi-account):
+#: refused by name rather than silently ignored.
 UNSUPPORTED_REQUEST_KEYS = frozenset(
     {
         "TargetParameterName",
@@ -84,7 +85,6 @@ UNSUPPORTED_REQUEST_KEYS = frozenset(
         "MaxErrors",
         "TargetLocations",
         "TargetLocationsURL",
-        "AlarmConfiguration",
     }
 )
 
@@ -223,6 +223,7 @@ class AutomationEngine:
         self.quotas = ExecutionQuotas()
         #: Told of every execution and step status change (the runtime's EventBridge events).
         self.observer: Callable[[Execution, StepRecord | None], None] | None = None
+        self.alarms = AlarmMonitor(self._scheduler, clock, self.clients, self._alarm_stop)
 
     # ----------------------------------------------------------------------------------------- API
     def start(self, request: dict[str, Any], caller: Caller) -> str:
@@ -350,8 +351,8 @@ class AutomationEngine:
         if unsupported:
             raise AutomationApiError(
                 "InvalidAutomationExecutionParametersException",
-                f"The local runtime does not support {', '.join(unsupported)} (rate control, multi-account "
-                "and alarms); start one execution per target instead.",
+                f"The local runtime does not support {', '.join(unsupported)} (rate control and "
+                "multi-account); start one execution per target instead.",
             )
         mode = request.get("Mode", "Auto")
         if mode not in ("Auto", "Interactive"):
@@ -395,6 +396,7 @@ class AutomationEngine:
                 started=self.clock.now(),
                 parent_id=parent.id if parent else None,
                 observer=self.observer,
+                alarm=AlarmWatch.from_request(request),
             )
             self._executions[execution.id] = execution
             self._flows[execution.id] = _Flow(initial_values(runbook.variables))
@@ -442,6 +444,9 @@ class AutomationEngine:
                 )
             except Exception as error:
                 problem = f"The defined assume role {execution.role_arn} is unable to be assumed: {error}"
+        alarm = None  # polled before the first step, with the identity the steps will use
+        if execution.alarm is not None and problem is None:
+            alarm = self.alarms.check(execution.alarm, credentials or execution.caller.credentials)
         with execution.lock:
             if execution.finished:
                 return
@@ -458,10 +463,15 @@ class AutomationEngine:
                 execution.credentials = execution.caller.credentials
                 execution.identity_arn = execution.caller.arn
                 execution.session_expires = execution.started + CALLER_SESSION_LIFETIME
+            if alarm is not None and execution.alarm is not None:
+                execution.triggered_alarms = [{"Name": execution.alarm.name, "State": alarm}]
+                execution.cancelling = True
             if execution.cancelling:
                 self._finish(execution, "Cancelled")
                 return
             execution.status = "InProgress"
+            if execution.alarm is not None:
+                self.alarms.watch(execution)
             self._guard(execution, lambda: self._enter_step(execution, execution.runbook.steps[0]))
 
     # ------------------------------------------------------------------------------------- running
@@ -797,6 +807,13 @@ class AutomationEngine:
             return
         on_cancel = record.spec.on_cancel if record is not None and active else "Abort"
         self._continue_with(execution, on_cancel[5:] if on_cancel.startswith("step:") else None)
+
+    def _alarm_stop(self, execution: Execution, state: str) -> None:
+        """The execution's alarm fired (or could not be read): stopped as a Cancel, onCancel runs."""
+        assert execution.alarm is not None
+        execution.triggered_alarms = [{"Name": execution.alarm.name, "State": state}]
+        with contextlib.suppress(AutomationApiError):  # it ended meanwhile
+            self.stop(execution.id, "Cancel")
 
     def _cancel_quietly(self, execution_id: str) -> None:
         with contextlib.suppress(AutomationApiError):  # it already ended

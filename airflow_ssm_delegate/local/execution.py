@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from airflow_ssm_delegate.documents.model import Runbook, StepSpec
     from airflow_ssm_delegate.local.actions.base import Continuation, Signal, StepFailure, WaitForSignal
+    from airflow_ssm_delegate.local.alarms import AlarmWatch
     from airflow_ssm_delegate.local.identity import Caller, Credentials
 
 ACTIVE_STEP_STATUSES = frozenset({"Pending", "InProgress", "Waiting"})
@@ -133,6 +134,8 @@ class Execution:
     critical_failure: bool = False
     timed_out: bool = False
     children: list[str] = field(default_factory=list)
+    alarm: AlarmWatch | None = None  # AlarmConfiguration (local.alarms)
+    triggered_alarms: list[dict[str, str]] = field(default_factory=list)  # TriggeredAlarms [{Name, State}]
     #: Told of every status change of the execution (step None) and of its steps, as it happens, under
     #: ``lock`` (the runtime's EventBridge events, ``local.events``); set by the engine.
     observer: Callable[[Execution, StepRecord | None], None] | None = field(
@@ -196,6 +199,8 @@ class Execution:
                 "CurrentStepName": current.spec.name if current else None,
                 "CurrentAction": current.spec.action if current else None,
                 "FailureMessage": self.failure_message,
+                "AlarmConfiguration": self.alarm.to_api() if self.alarm else None,
+                "TriggeredAlarms": [dict(alarm) for alarm in self.triggered_alarms] or None,
                 "AutomationType": "Local",
             }
         )
