@@ -179,3 +179,30 @@ def test_a_malformed_alarm_configuration_is_a_validation_error(local_server: Loc
         raw.start_automation_execution(DocumentName="Any", AlarmConfiguration={"Alarms": []})
     assert raised.value.response["Error"]["Code"] == "ValidationException"
     assert "alarmConfiguration.alarms" in raised.value.response["Error"]["Message"]
+
+
+def test_the_alarm_stop_cascades_to_a_running_child_execution(
+    local_server: LocalAutomationServer, ssm: Any, cloudwatch: Any
+) -> None:
+    alarm = new_alarm(cloudwatch)
+    child_document = publish(ssm, [{"name": "hold", "action": "aws:pause", "inputs": {}}])
+    run_child = {"name": "run", "action": "aws:executeAutomation", "inputs": {"DocumentName": child_document}}
+    with fast_clock(local_server):
+        parent_id = start(ssm, publish(ssm, [run_child]), alarm)
+        listed: list[Any] = []
+        deadline = time.monotonic() + 10
+        while not listed and time.monotonic() < deadline:
+            found = ssm.describe_automation_executions(
+                Filters=[{"Key": "ParentExecutionId", "Values": [parent_id]}]
+            )
+            listed = found["AutomationExecutionMetadataList"]
+        (child,) = listed
+        assert (
+            until(ssm, child["AutomationExecutionId"], ("Waiting",))["AutomationExecutionStatus"] == "Waiting"
+        )
+        cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="errors")
+        parent = until(ssm, parent_id, ENDED)
+        stopped_child = until(ssm, child["AutomationExecutionId"], ENDED)
+    assert parent["AutomationExecutionStatus"] == "Cancelled"
+    assert parent["TriggeredAlarms"] == [{"Name": alarm, "State": "ALARM"}]
+    assert stopped_child["AutomationExecutionStatus"] == "Cancelled"
