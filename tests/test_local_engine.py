@@ -465,7 +465,10 @@ def test_cancel_of_a_parent_cancels_its_child(h: Harness) -> None:
 
 
 def test_a_thousand_sleeping_executions_need_no_thread_each(h: Harness) -> None:
+    from airflow_ssm_delegate.local.quotas import ExecutionQuotas
+
     h.clock.time_scale = 60  # the naps outlast the test
+    h.engine.quotas = ExecutionQuotas(max_running=1000)  # all running, none Pending (AWS would run 100)
     h.documents.add("Sleeper", runbook(sleep("Nap", "PT6H")))
     threads_before = threading.active_count()
     ids = [h.engine.start({"DocumentName": "Sleeper"}, CALLER) for _ in range(1000)]
