@@ -17,20 +17,20 @@ console, with ``aws ssm send-automation-signal``, or with ``SsmSendAutomationSig
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
 
+from airflow_ssm_delegate.compat import hitl_operator_class
 from airflow_ssm_delegate.connection import CONNECTION_TEMPLATE_FIELDS, SsmAutomationHookMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-try:  # Airflow 3.1+ (apache-airflow-providers-standard with human-in-the-loop operators)
-    from airflow.providers.standard.operators.hitl import HITLOperator
-
-    HAS_HITL = True
-except ImportError:  # pragma: no cover - exercised on Airflow 3.0 only
-    HITLOperator = object  # type: ignore[assignment,misc]
-    HAS_HITL = False
+# Airflow 3.1+ (apache-airflow-providers-standard with human-in-the-loop operators); on 3.0 the import
+# raises AirflowOptionalProviderFeatureException, which compat turns into None.
+_HITL = hitl_operator_class()
+HAS_HITL = _HITL is not None
+HITLOperator: Any = _HITL if _HITL is not None else object
 
 APPROVE, REJECT = "Approve", "Reject"
 NO_HITL_MESSAGE = (
@@ -84,6 +84,10 @@ class SsmAutomationApprovalOperator(SsmAutomationHookMixin, HITLOperator):
         params = kwargs.pop("params", None) or {
             "comment": Param("", type=["null", "string"], title="Comment", description="Recorded on AWS.")
         }
+        takes_response_timeout = "response_timeout" in inspect.signature(HITLOperator).parameters
+        if "response_timeout" in kwargs and not takes_response_timeout:
+            # Airflow 3.1/3.2's HITLOperator bounds the wait by execution_timeout (3.3 renamed it).
+            kwargs["execution_timeout"] = kwargs.pop("response_timeout")
         super().__init__(
             subject=subject,
             body=body
