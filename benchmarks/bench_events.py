@@ -124,7 +124,9 @@ async def _fanout(ids: list[str], queue_url: str, counter: CallCounter, clock: A
 
 
 def fanout() -> float:
-    with LocalAutomationServer(time_scale=bench_fanout.TIME_SCALE, enforce_iam=True, max_running=bench_fanout.EXECUTIONS) as server:
+    with LocalAutomationServer(
+        time_scale=bench_fanout.TIME_SCALE, enforce_iam=True, max_running=bench_fanout.EXECUTIONS
+    ) as server:
         assert server.clock is not None
         use_airflow_connection(server)
         queue_url = _events_queue(server, "bench-fanout-events")
