@@ -81,6 +81,7 @@ def _iam(args: argparse.Namespace) -> int:
             Scope(account=args.account, region=args.region),
             args.files,
             names,
+            args.events_queue_arn,
         )
     except PolicyFileError as exc:
         raise CommandError(str(exc)) from exc
@@ -139,6 +140,12 @@ def _add_iam(commands: Any) -> None:
         default=[],
         metavar="FILE=NAME",
         help="the document name FILE is published under (default: its file stem)",
+    )
+    parser.add_argument(
+        "--events-queue-arn",
+        metavar="QUEUE_ARN",
+        help="the events queue (the connection's events_queue_url extra): adds sqs:ReceiveMessage and "
+        "sqs:DeleteMessage on it for watching by events",
     )
     # Refused with a pointer to --policy (they were a second source of truth beside the policy file).
     parser.add_argument("--role-name", help=argparse.SUPPRESS)

@@ -26,6 +26,7 @@ returned as a :class:`Gap` saying what covers it instead; the ``iam`` command pr
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -265,18 +266,42 @@ def gaps_of(policy: DelegationPolicy, rules: Sequence[DocumentRule]) -> list[Gap
     return gaps
 
 
+#: What the triggers' shared events-queue consumer calls (triggers/events.py): ReceiveMessage, and
+#: DeleteMessageBatch/DeleteMessage, which AWS authorises both as sqs:DeleteMessage
+#: (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-api-permissions-reference.html).
+EVENT_CONSUMER_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage")
+_SQS_ARN = re.compile(r"arn:aws[a-z-]*:sqs:[a-z]{2}(-[a-z]+)+-\d:\d{12}:[A-Za-z0-9_-]{1,75}(\.fifo)?")
+
+
+def events_consumer_statement(queue_arn: str) -> dict[str, Any]:
+    """The statement that lets the operator watch by events: consume the one events queue."""
+    if not _SQS_ARN.fullmatch(queue_arn):
+        raise CompileError(
+            f"{queue_arn!r} is not an SQS queue ARN (arn:aws:sqs:REGION:ACCOUNT:QUEUE_NAME); pass the ARN "
+            "of the queue the connection's events_queue_url extra names"
+        )
+    return statement("WatchAutomationEvents", list(EVENT_CONSUMER_ACTIONS), [queue_arn])
+
+
 def compile_policies(
     policy: DelegationPolicy,
     scope: Scope,
     runbook_files: Sequence[str | Path] = (),
     names: Mapping[str, str] | None = None,
+    events_queue_arn: str | None = None,
 ) -> CompiledPolicies:
     """All policies for ``policy``: the operator's, the author's, and the service role's for the files.
 
     A runbook file's document name is its file stem unless ``names`` maps the path (as given) to another;
-    it must be a runbook the policy lists. Raises :class:`CompileError` otherwise.
+    it must be a runbook the policy lists. Raises :class:`CompileError` otherwise. ``events_queue_arn``
+    (the queue the connection's ``events_queue_url`` extra names) adds the events consumer's rights.
     """
     operator, gaps = compile_operator_policy(policy, scope)
+    if events_queue_arn is not None:
+        operator = {
+            **operator,
+            "Statement": [*operator["Statement"], events_consumer_statement(events_queue_arn)],
+        }
     listed = sorted(policy.documents or {})
     own = [name for name in listed if not name.startswith("arn:")]
     policies: dict[str, dict[str, Any]] = {}

@@ -323,3 +323,26 @@ mainSteps:
     statements = json.loads(out)["service_role_policy"]["Statement"]
     assert {s["Action"] for s in statements} == {"ec2:DescribeInstances", "ec2:StopInstances"}
     assert "note: " in err and "step report runs a script (aws:executeScript)" in err
+
+
+def test_the_events_queue_adds_what_the_event_consumer_calls(capsys: pytest.CaptureFixture[str]) -> None:
+    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:automation-events"
+    code, out, _ = run(capsys, "--policy", str(EXAMPLE_POLICY), *WHERE, "--events-queue-arn", queue)
+    assert code == 0
+    assert by_sid(json.loads(out)["operator_policy"])["WatchAutomationEvents"] == {
+        "Sid": "WatchAutomationEvents",
+        "Effect": "Allow",
+        "Action": ["sqs:DeleteMessage", "sqs:ReceiveMessage"],
+        "Resource": queue,
+    }
+    code, out, _ = run(capsys, "--policy", str(EXAMPLE_POLICY), *WHERE)
+    assert "WatchAutomationEvents" not in by_sid(json.loads(out)["operator_policy"])
+
+
+def test_an_events_queue_that_is_not_an_sqs_arn_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/automation-events"
+    code, out, err = run(capsys, "--policy", str(EXAMPLE_POLICY), *WHERE, "--events-queue-arn", url)
+    assert code != 0
+    assert out == ""
+    assert f"{url!r} is not an SQS queue ARN" in err
+    assert "Traceback" not in err
