@@ -54,6 +54,14 @@ _ACTION_ALIASES = {
         "GetBucketTagging": "GetBucketTagging",
     },
     "lambda": {"Invoke": "InvokeFunction", "InvokeAsync": "InvokeFunction"},
+    # "You cannot set permissions explicitly for SendMessageBatch, DeleteMessageBatch, or
+    # ChangeMessageVisibilityBatch": the single action's permission covers the batch (SQS Developer Guide,
+    # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-batch-api-actions.html).
+    "sqs": {
+        "SendMessageBatch": "SendMessage",
+        "DeleteMessageBatch": "DeleteMessage",
+        "ChangeMessageVisibilityBatch": "ChangeMessageVisibility",
+    },
 }
 #: ARN placeholders filled from a differently named request parameter (the API's own member names).
 _PLACEHOLDER_PARAMETERS = {
