@@ -469,7 +469,7 @@ async def test_the_consumer_needs_only_receive_and_delete(
     fast: LocalAutomationServer, events_queue: str, new_user: Callable[..., dict[str, str]]
 ) -> None:
     """The statement the README gives the connection's identity (sqs:ReceiveMessage, sqs:DeleteMessage) is
-    enough: events are received, and deleted once applied (one by one where the batch call is refused)."""
+    enough: events are received, and deleted once applied (DeleteMessageBatch needs sqs:DeleteMessage)."""
     from airflow_ssm_delegate.local.events import consumer_statement
     from airflow_ssm_delegate.triggers.events import EventFeed
 

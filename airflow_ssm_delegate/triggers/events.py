@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_ssm_delegate.retry import error_code, is_transient
+from airflow_ssm_delegate.retry import is_transient
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -154,7 +154,6 @@ class EventFeed:
         self._listeners: list[tuple[Callable[[News], bool], asyncio.Queue[News | QueueUnreachable]]] = []
         self._driver: asyncio.Task[None] | None = None
         self.unreachable: str | None = None
-        self._batch_delete_refused = False
         self.calls = 0  # SQS requests sent (ReceiveMessage, DeleteMessageBatch)
 
     # -- subscribing ------------------------------------------------------------------------------
@@ -247,20 +246,9 @@ class EventFeed:
                 log.warning("Could not delete events from %s: %s", self.queue_url, exc)
 
     async def _delete(self, handles: list[str]) -> None:
-        """DeleteMessageBatch (AWS authorises it as sqs:DeleteMessage); one DeleteMessage each where the
-        endpoint refuses the batch call as such (the local runtime authorises sqs:DeleteMessageBatch)."""
-        if not self._batch_delete_refused:
-            entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles)]
-            try:
-                await self._call("delete_message_batch", QueueUrl=self.queue_url, Entries=entries)
-                return
-            except Exception as exc:
-                if "AccessDenied" not in (error_code(exc) or ""):
-                    raise
-                log.warning("DeleteMessageBatch refused (%s): deleting events one by one.", exc)
-                self._batch_delete_refused = True
-        for handle in handles:
-            await self._call("delete_message", QueueUrl=self.queue_url, ReceiptHandle=handle)
+        """One DeleteMessageBatch: AWS authorises it as sqs:DeleteMessage (SQS Developer Guide)."""
+        entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles)]
+        await self._call("delete_message_batch", QueueUrl=self.queue_url, Entries=entries)
 
     @staticmethod
     def _age(message: dict[str, Any]) -> float:
