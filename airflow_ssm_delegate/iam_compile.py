@@ -189,6 +189,48 @@ def compile_operator_policy(policy: DelegationPolicy, scope: Scope) -> tuple[dic
     return policy_document(statements), gaps_of(policy, rules)
 
 
+def _fan_out_gaps(rule: DocumentRule) -> list[Gap]:
+    """The runbook's fan-out bounds: StartAutomationExecution has no condition key for Targets,
+    TargetLocations, MaxConcurrency, MaxErrors or AlarmConfiguration (Service Authorization Reference)."""
+    fan_out, covered = rule.fan_out, "the provider's check before the start (rule names as in its refusal)"
+    gaps: list[Gap] = []
+    if fan_out is not None:
+        bounds = [
+            name
+            for name, value in (
+                ("accounts", fan_out.accounts),
+                ("regions", fan_out.regions),
+                ("execution role names", fan_out.execution_role_names),
+                ("max_concurrency", fan_out.max_concurrency),
+                ("max_errors", fan_out.max_errors),
+                ("target_location_max_concurrency", fan_out.target_location_max_concurrency),
+                ("target_location_max_errors", fan_out.target_location_max_errors),
+            )
+            if value
+        ]
+        if bounds:
+            gaps.append(
+                Gap(
+                    "fan-out",
+                    f"IAM has no condition key for the fan-out of a start ({', '.join(bounds)}).",
+                    f"{covered}; for accounts and execution role names also the Automation administration "
+                    "role's sts:AssumeRole, which the administrator limits to arn:aws:iam::ACCOUNT:role/NAME "
+                    "of the allowed accounts and names (not compiled by this command).",
+                    rule.document,
+                )
+            )
+    if rule.required_alarm:
+        gaps.append(
+            Gap(
+                "alarm-required",
+                f"IAM cannot require AlarmConfiguration (alarm {rule.required_alarm}) on a start.",
+                covered,
+                rule.document,
+            )
+        )
+    return gaps
+
+
 def gaps_of(policy: DelegationPolicy, rules: Sequence[DocumentRule]) -> list[Gap]:
     """The rules of ``policy`` IAM cannot express, each with what covers it instead."""
     gaps: list[Gap] = []
@@ -235,6 +277,7 @@ def gaps_of(policy: DelegationPolicy, rules: Sequence[DocumentRule]) -> list[Gap
             gaps.append(
                 Gap(RULE_SHA256, "IAM cannot check a document's content hash.", covered, rule.document)
             )
+        gaps.extend(_fan_out_gaps(rule))
     gaps.append(
         Gap(
             RULE_PARAMETERS,

@@ -346,3 +346,32 @@ def test_an_events_queue_that_is_not_an_sqs_arn_is_refused(capsys: pytest.Captur
     assert out == ""
     assert f"{url!r} is not an SQS queue ARN" in err
     assert "Traceback" not in err
+
+
+def test_fan_out_bounds_and_required_alarm_are_listed_as_gaps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = write_policy(
+        tmp_path,
+        {
+            "Fleet": {
+                "roles": [ROLE],
+                "version": 1,
+                "fan_out": {"accounts": ["111122223333"], "regions": ["us-east-1"], "max_errors": 1},
+                "required_alarm": "fleet-errors",
+            },
+            "Plain": {"roles": [ROLE], "version": 1},
+        },
+    )
+    code, _, err = run(capsys, "--policy", policy, *WHERE)
+    assert code == 0
+    fan_out = [line for line in err.splitlines() if "[fan-out]" in line]
+    assert fan_out == [
+        "not enforced by IAM: [fan-out] Fleet: IAM has no condition key for the fan-out of a start "
+        "(accounts, regions, max_errors). Covered instead by: the provider's check before the start (rule "
+        "names as in its refusal); for accounts and execution role names also the Automation administration "
+        "role's sts:AssumeRole, which the administrator limits to arn:aws:iam::ACCOUNT:role/NAME of the "
+        "allowed accounts and names (not compiled by this command)."
+    ]
+    assert "[alarm-required] Fleet: IAM cannot require AlarmConfiguration (alarm fleet-errors)" in err
+    assert "Plain: IAM has no condition key for the fan-out" not in err
