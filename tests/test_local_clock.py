@@ -52,3 +52,28 @@ def test_non_positive_scale_is_refused(scale: float) -> None:
     clock = SimulatedClock()
     with pytest.raises(ValueError, match="time_scale"):
         clock.time_scale = scale
+
+
+def test_time_stands_still_while_the_runtime_works_then_resumes_without_a_jump() -> None:
+    clock = SimulatedClock(time_scale=3600)
+    with clock.held():
+        held_at = clock.now()
+        time.sleep(0.05)  # 180 simulated seconds, were the clock running
+        with clock.held():  # nested (or another worker's) hold
+            assert clock.now() == held_at
+        assert clock.now() == held_at
+    resumed = clock.now()
+    assert timedelta(0) <= resumed - held_at < timedelta(seconds=0.04 * 3600)
+    time.sleep(0.02)
+    assert clock.now() - resumed >= timedelta(seconds=0.02 * 3600)
+
+
+def test_at_one_x_a_hold_changes_nothing() -> None:
+    clock = SimulatedClock(time_scale=1.0)
+    before = clock.now()
+    with clock.held():
+        time.sleep(0.03)
+        inside = clock.now()
+    after = clock.now()
+    assert inside - before >= timedelta(seconds=0.03)
+    assert after >= inside

@@ -600,7 +600,8 @@ class AutomationEngine:
         outcome: Outcome | None = None
         failure: StepFailure | None = None
         try:
-            outcome = call(context)
+            with self.clock.held():  # the runtime's own latency is not simulated time (see clock)
+                outcome = call(context)
         except StepFailure as error:
             failure = error
         except Exception as error:
