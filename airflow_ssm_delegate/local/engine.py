@@ -57,6 +57,7 @@ from airflow_ssm_delegate.local.listing import page_executions, page_steps
 from airflow_ssm_delegate.local.outputs import step_outputs
 from airflow_ssm_delegate.local.quotas import ExecutionQuotas
 from airflow_ssm_delegate.local.scheduler import TimerScheduler
+from airflow_ssm_delegate.local.ssm_params import resolve_store_references
 
 if TYPE_CHECKING:
     from airflow_ssm_delegate.local.clock import SimulatedClock
@@ -362,7 +363,9 @@ class AutomationEngine:
         tag_map = {tag["Key"]: tag["Value"] for tag in tags}
         document_name, document_version, runbook = self._load_authorized(caller, name, version, tag_map)
         _check_supported_actions(runbook)
-        values = _resolved_parameters(runbook, request.get("Parameters"))
+        ssm = functools.partial(self.clients.get, caller.credentials, "ssm")  # read as the caller
+        given = resolve_store_references(runbook, request.get("Parameters"), ssm)
+        values = _resolved_parameters(runbook, given)
         role_arn = _role_arn(runbook, values)
         # the concrete version again, and iam:PassRole, which needs the role the parameters name
         self.authorizer.authorize_start(caller, document_name, document_version, role_arn, tag_map)
