@@ -95,7 +95,7 @@ def test_copy_image_copies_and_waits_for_the_copy(h: Harness, ec2: Any) -> None:
     assert (image["Name"], image["Description"]) == ("copied-image", "a copy")
 
 
-def test_execute_automation_refuses_rate_control_inputs_by_name(h: Harness) -> None:
+def test_execute_automation_passes_rate_control_inputs_to_the_child_start(h: Harness) -> None:
     h.documents.add("Child", runbook(step("Nap", "aws:sleep", inputs={"Duration": "PT1S"})))
     inputs = {
         "DocumentName": "Child",
@@ -105,7 +105,7 @@ def test_execute_automation_refuses_rate_control_inputs_by_name(h: Harness) -> N
     execution = h.finish(h.run(runbook(step("Child", "aws:executeAutomation", inputs=inputs))))
     failed = steps_by_name(execution)["Child"]
     assert failed["StepStatus"] == "Failed"
-    assert "does not support TargetParameterName, Targets" in failed["FailureMessage"]
+    assert "TargetParameterName 'InstanceId' is not a parameter of the runbook" in failed["FailureMessage"]
 
 
 def test_a_list_reference_inside_a_list_is_spliced_as_aws_does(h: Harness, ec2: Any) -> None:

@@ -56,6 +56,12 @@ from airflow_ssm_delegate.local.identity import Authorizer, Caller, Credentials
 from airflow_ssm_delegate.local.listing import page_executions, page_steps
 from airflow_ssm_delegate.local.outputs import step_outputs
 from airflow_ssm_delegate.local.quotas import ExecutionQuotas
+from airflow_ssm_delegate.local.ratecontrol import (
+    DEFAULT_MAX_RATE_CONTROL_QUEUED,
+    DEFAULT_MAX_RATE_CONTROL_RUNNING,
+    RateControl,
+    plan_fan_out,
+)
 from airflow_ssm_delegate.local.scheduler import TimerScheduler
 from airflow_ssm_delegate.local.ssm_params import resolve_store_references
 
@@ -75,19 +81,9 @@ SIGNAL_TYPES = frozenset({"Approve", "Reject", "StartStep", "StopStep", "Resume"
 STOP_TYPES = frozenset({"Cancel", "Complete"})
 #: DocumentVersion values that name no version number until the document is read.
 SYMBOLIC_VERSIONS = frozenset({"$DEFAULT", "$LATEST"})
-#: Request keys of StartAutomationExecution this runtime does not implement (rate control, multi-account):
-#: refused by name rather than silently ignored.
-UNSUPPORTED_REQUEST_KEYS = frozenset(
-    {
-        "TargetParameterName",
-        "Targets",
-        "TargetMaps",
-        "MaxConcurrency",
-        "MaxErrors",
-        "TargetLocations",
-        "TargetLocationsURL",
-    }
-)
+#: Request keys of StartAutomationExecution this runtime does not implement (multi-account): refused by
+#: name rather than silently ignored. Rate control (Targets, TargetMaps, ...) is ``local.ratecontrol``.
+UNSUPPORTED_REQUEST_KEYS = frozenset({"TargetLocations", "TargetLocationsURL"})
 
 
 def _session_expired_message(api: str) -> str:
@@ -222,6 +218,9 @@ class AutomationEngine:
         self.steps_started = 0  # for the benchmark: step attempts begun since creation
         #: The account's running limit and Pending queue (AWS: 100 and 1,000); settable for tests.
         self.quotas = ExecutionQuotas()
+        #: Rate-control (Targets/TargetMaps) executions' own running limit and queue (AWS: 25 and 1,000).
+        self.rate_quotas = ExecutionQuotas(DEFAULT_MAX_RATE_CONTROL_RUNNING, DEFAULT_MAX_RATE_CONTROL_QUEUED)
+        self.rate_control = RateControl(self)
         #: Told of every execution and step status change (the runtime's EventBridge events).
         self.observer: Callable[[Execution, StepRecord | None], None] | None = None
         self.alarms = AlarmMonitor(self._scheduler, clock, self.clients, self._alarm_stop)
@@ -285,6 +284,9 @@ class AutomationEngine:
                 )
             if execution.cancelling:
                 return  # already stopping: a repeated Cancel is not an error
+            if execution.fan_out is not None:  # a rate-control parent: its children are cancelled
+                self.rate_control.stop(execution, stop_type)
+                return
             if stop_type == "Cancel":
                 execution.cancelling = True
                 execution.status = "Cancelling"
@@ -342,7 +344,10 @@ class AutomationEngine:
             )
         return execution
 
-    def _start(self, request: dict[str, Any], caller: Caller, parent: Execution | None) -> str:
+    def _start(
+        self, request: dict[str, Any], caller: Caller, parent: Execution | None, target: str | None = None
+    ) -> str:
+        """Validate, authorise and admit one execution (``target``: a rate-control child's target value)."""
         if not isinstance(request, dict):
             raise AutomationApiError("ValidationException", "The request body must be a JSON object.")
         name = request.get("DocumentName")
@@ -352,8 +357,8 @@ class AutomationEngine:
         if unsupported:
             raise AutomationApiError(
                 "InvalidAutomationExecutionParametersException",
-                f"The local runtime does not support {', '.join(unsupported)} (rate control and "
-                "multi-account); start one execution per target instead.",
+                f"The local runtime does not support {', '.join(unsupported)} (multi-account); start one "
+                "execution per account and Region instead.",
             )
         mode = request.get("Mode", "Auto")
         if mode not in ("Auto", "Interactive"):
@@ -363,6 +368,9 @@ class AutomationEngine:
         tag_map = {tag["Key"]: tag["Value"] for tag in tags}
         document_name, document_version, runbook = self._load_authorized(caller, name, version, tag_map)
         _check_supported_actions(runbook)
+        planned = plan_fan_out(request, runbook)  # Targets/TargetMaps: a rate-control parent (ratecontrol)
+        if planned is not None:
+            runbook = planned.runbook  # without the target parameters, which its children get
         ssm = functools.partial(self.clients.get, caller.credentials, "ssm")  # read as the caller
         given = resolve_store_references(runbook, request.get("Parameters"), ssm)
         values = _resolved_parameters(runbook, given)
@@ -383,7 +391,8 @@ class AutomationEngine:
                         )
                     return known[1]
             execution_id = str(uuid.uuid4())
-            admitted = self.quotas.admit(execution_id)  # else it waits as Pending, or the start is refused
+            quotas = self.rate_quotas if planned is not None else self.quotas
+            admitted = quotas.admit(execution_id)  # else it waits as Pending, or the start is refused
             execution = Execution(
                 id=execution_id,
                 sequence=next(self._sequence),
@@ -400,6 +409,8 @@ class AutomationEngine:
                 parent_id=parent.id if parent else None,
                 observer=self.observer,
                 alarm=AlarmWatch.from_request(request),
+                fan_out=planned.fan_out if planned is not None else None,
+                target=target,
             )
             self._executions[execution.id] = execution
             self._flows[execution.id] = _Flow(initial_values(runbook.variables))
@@ -475,6 +486,9 @@ class AutomationEngine:
             execution.status = "InProgress"
             if execution.alarm is not None:
                 self.alarms.watch(execution)
+            if execution.fan_out is not None:  # rate control: its targets are resolved on a worker
+                self._scheduler.submit(functools.partial(self.rate_control.begin, execution))
+                return
             self._guard(execution, lambda: self._enter_step(execution, execution.runbook.steps[0]))
 
     # ------------------------------------------------------------------------------------- running
@@ -944,7 +958,8 @@ class AutomationEngine:
             self._close(frame.record, "Cancelled" if status != "Failed" else "Failed")
         self._flows[execution.id].loops.clear()
         execution.done.set()
-        for queued_id in self.quotas.release(execution.id):  # Pending executions whose turn has come
+        quotas = self.rate_quotas if execution.fan_out is not None else self.quotas
+        for queued_id in quotas.release(execution.id):  # Pending executions whose turn has come
             self._scheduler.submit(functools.partial(self._begin_queued, queued_id))
         if execution.parent_id:
             parent_id = execution.parent_id
@@ -955,6 +970,9 @@ class AutomationEngine:
 
     def _notify_parent(self, parent_id: str, child_id: str) -> None:
         parent = self._execution(parent_id)
+        if parent.fan_out is not None:
+            self.rate_control.child_ended(parent, child_id)
+            return
         with parent.lock:
             if not parent.finished:
                 self._deliver(parent, Signal(CHILD_FINISHED, {"ExecutionId": [child_id]}))

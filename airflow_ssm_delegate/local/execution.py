@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from airflow_ssm_delegate.local.actions.base import Continuation, Signal, StepFailure, WaitForSignal
     from airflow_ssm_delegate.local.alarms import AlarmWatch
     from airflow_ssm_delegate.local.identity import Caller, Credentials
+    from airflow_ssm_delegate.local.ratecontrol import FanOut
 
 ACTIVE_STEP_STATUSES = frozenset({"Pending", "InProgress", "Waiting"})
 NOT_YET_AVAILABLE = "No output available yet because the step is not successfully executed"
@@ -136,6 +137,8 @@ class Execution:
     children: list[str] = field(default_factory=list)
     alarm: AlarmWatch | None = None  # AlarmConfiguration (local.alarms)
     triggered_alarms: list[dict[str, str]] = field(default_factory=list)  # TriggeredAlarms [{Name, State}]
+    fan_out: FanOut | None = None  # a rate-control parent's targets and children (local.ratecontrol)
+    target: str | None = None  # a rate-control child's target value (its Target)
     #: Told of every status change of the execution (step None) and of its steps, as it happens, under
     #: ``lock`` (the runtime's EventBridge events, ``local.events``); set by the engine.
     observer: Callable[[Execution, StepRecord | None], None] | None = field(
@@ -202,6 +205,8 @@ class Execution:
                 "AlarmConfiguration": self.alarm.to_api() if self.alarm else None,
                 "TriggeredAlarms": [dict(alarm) for alarm in self.triggered_alarms] or None,
                 "AutomationType": "Local",
+                "Target": self.target,
+                **(self.fan_out.metadata() if self.fan_out is not None else {}),
             }
         )
 
@@ -215,6 +220,7 @@ class Execution:
                 "StepExecutions": [record.to_api() for record in self.steps[:max_steps]],
                 "StepExecutionsTruncated": len(self.steps) > max_steps,
                 "ProgressCounters": self.progress(),
+                "TargetsSummary": self.fan_out.summary() if self.fan_out is not None else None,
             }
         )
-        return shape
+        return _compact(shape)

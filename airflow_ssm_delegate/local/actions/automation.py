@@ -18,7 +18,8 @@ from airflow_ssm_delegate.local.actions.base import (
 )
 
 #: https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-action-executeAutomation.html
-#: Rate control and multi-account inputs are passed on, so the child's start refuses them by name.
+#: Rate control and multi-account inputs are passed on to the child's start (local.ratecontrol runs rate
+#: control as AWS does; what the runtime does not implement, it refuses by name).
 _RATE_CONTROL = (
     "MaxConcurrency",
     "MaxErrors",
