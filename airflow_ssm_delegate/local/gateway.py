@@ -12,6 +12,7 @@ headers), so clients such as the provider's poller plan on the runtime's time wi
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -70,12 +71,25 @@ class Gateway:
                 "json", "InternalServerError", "The local runtime failed (see its log).", 500
             )
         if response is None:
-            return self.moto_app(environ, start_response)
+            return self._moto(environ, start_response)
         status, headers, body = response
         start_response(
             f"{status} {_REASONS.get(status, 'Error')}", [*headers, ("Content-Length", str(len(body)))]
         )
         return [body]
+
+    def _moto(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """moto's answer; what moto does not implement is refused by name, not a 500 clients retry."""
+        try:
+            return self.moto_app(environ, start_response)
+        except NotImplementedError as error:
+            request = environ.get(_REQUEST_KEY)
+            status, headers, body = not_emulated(request, error)
+            log.info("Not emulated: %s", body.decode("utf-8", "replace"))
+            start_response(
+                f"{status} {_REASONS.get(status, 'Error')}", [*headers, ("Content-Length", str(len(body)))]
+            )
+            return [body]
 
     def _with_clock_headers(self, start_response: Callable[..., Any]) -> Callable[..., Any]:
         """``start_response`` adding the simulated clock, read when the response starts."""
@@ -97,6 +111,7 @@ class Gateway:
         if str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
             return self._moto_api()
         request = read_request(environ)
+        environ[_REQUEST_KEY] = request  # for naming what moto does not implement (``_moto``)
         if request.service and request.operation:
             unknown = unknown_operation(request.service, request.operation)
             if unknown is not None:
@@ -163,6 +178,33 @@ _SIMULATORS: dict[str, Callable[[Any], Response]] = {
     "SimulateCustomPolicy": simulate_custom_policy,
     "SimulatePrincipalPolicy": simulate_principal_policy,
 }
+
+
+def not_emulated(request: AwsRequest | None, error: NotImplementedError) -> Response:
+    """``UnsupportedOperation`` (HTTP 400, so no SDK retries it) naming the operation or filter moto lacks.
+
+    moto raises NotImplementedError for actions it has not written ("The X action has not been
+    implemented") and for EC2 filters it cannot evaluate ("... for 'tenancy' ..."); werkzeug would answer
+    those with an HTML 500 ("the server is overloaded"), which boto3 retries as a transient server error.
+    ``UnsupportedOperation`` is EC2's code for a request AWS understands but will not perform
+    (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html); it is used for every
+    protocol so the refusal reads the same in a step's failure message.
+    """
+    service = (request.service if request else None) or "unknown-service"
+    operation = (request.operation if request else None) or "this operation"
+    protocol = request.protocol if request else "json"
+    moto_says = str(error).split(" Feel free", 1)[0].strip()
+    named = _UNEMULATED_FILTER.search(moto_says)
+    what = f"{service}:{operation}" + (f" with the filter '{named.group(1)}'" if named else "")
+    message = (
+        f"The local runtime does not emulate {what} (moto: {moto_says}). Run it against AWS, or leave "
+        "it out of what runs locally."
+    )
+    return error_response(protocol, "UnsupportedOperation", message, 400)
+
+
+_REQUEST_KEY = "airflow_ssm_delegate.request"
+_UNEMULATED_FILTER = re.compile(r"filter[^']*'([^']+)'", re.IGNORECASE)
 
 
 def _lists_execution_tags(request: AwsRequest) -> bool:
