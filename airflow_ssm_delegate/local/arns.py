@@ -35,9 +35,14 @@ if TYPE_CHECKING:
     from airflow_ssm_delegate.local.iam_eval import ContextValue
 
 #: IAM service prefix by SigV4 signing name, where they differ.
-_IAM_PREFIX = {"monitoring": "cloudwatch", "email": "ses"}
+_IAM_PREFIX = {"monitoring": "cloudwatch", "email": "ses", "tagging": "tag"}
 #: botocore model name by signing name, where they differ.
-_MODEL_NAME = {"monitoring": "cloudwatch", "states": "stepfunctions", "email": "ses"}
+_MODEL_NAME = {
+    "monitoring": "cloudwatch",
+    "states": "stepfunctions",
+    "email": "ses",
+    "tagging": "resourcegroupstaggingapi",
+}
 #: API operations whose IAM action has another name (Service Authorization Reference, per service).
 _ACTION_ALIASES = {
     "s3": {

@@ -65,6 +65,14 @@ class DocumentLoader:
             ) from error
         return name, str(document.document_version), runbook
 
+    def target_type(self, document_name: str, document_version: str) -> str | None:
+        """The document's TargetType as published (CreateDocument's, e.g. ``/AWS::EC2::Instance``), or None;
+        rate control keeps only tagged resources of that type."""
+        account_id, region, name = self._locate(document_name)
+        documents = ssm_backends[account_id][region]._documents.get(name)
+        document = documents.find_by_version(document_version) if documents is not None else None
+        return getattr(document, "target_type", None) or None
+
     def _locate(self, document_name: str) -> tuple[str, str, str]:
         match = _DOCUMENT_ARN.match(document_name)
         if match:

@@ -101,6 +101,10 @@ _EXECUTION_MATCHERS: dict[str, Callable[[dict[str, Any], Execution, list[str]], 
     "CurrentAction": lambda meta, _e, values: meta.get("CurrentAction") in values,
     "AutomationType": lambda meta, _e, values: meta.get("AutomationType") in values,
     "TagKey": lambda _m, execution, values: any(tag["Key"] in values for tag in execution.tags),
+    "TargetResourceGroup": lambda meta, _e, values: any(
+        target["Key"] == "ResourceGroup" and set(target["Values"]) & set(values)
+        for target in meta.get("Targets") or ()
+    ),
     "StartTimeBefore": lambda meta, _e, values: _time_matches(
         meta.get("ExecutionStartTime"), "Before", values
     ),

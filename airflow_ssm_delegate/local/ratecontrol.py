@@ -86,7 +86,7 @@ class FanOut:
     target_maps: list[dict[str, list[str]]] | None
     max_concurrency: str
     max_errors: str | None
-    type_filter: str | None = None  # the runbook's targetType as "service:type" (tag and group targets)
+    type_filter: str | None = None  # the document's TargetType as "service:type" (tag and group targets)
     resolved: list[Target] | None = None
     launched: int = 0
     running: dict[str, StepRecord] = field(default_factory=dict)  # child id -> the parent's step for it
@@ -200,7 +200,6 @@ def plan_fan_out(request: dict[str, Any], runbook: Runbook) -> Planned | None:
         max_concurrency=_rate("MaxConcurrency", request.get("MaxConcurrency"), minimum=1)
         or DEFAULT_MAX_CONCURRENCY,
         max_errors=_rate("MaxErrors", request.get("MaxErrors"), minimum=0),
-        type_filter=_type_filter(runbook.raw.get("targetType")),
     )
     known = _known_targets(fan_out)
     if known is not None:  # ParameterValues and TargetMaps: every child's parameters are known now
@@ -233,9 +232,13 @@ class RateControl:
         with parent.lock:
             fan_out, credentials = parent.fan_out, parent.credentials
         assert fan_out is not None and credentials is not None
+        target_type = getattr(self._engine.load_document, "target_type", None)  # the runtime's loader has it
+        if target_type is not None:
+            fan_out.type_filter = _type_filter(target_type(parent.document_name, parent.document_version))
         problem = None
         try:
-            resolved = _known_targets(fan_out) or self._resolve(fan_out, credentials)
+            region = self._engine.where(parent)[1]  # a TargetLocations child resolves in its Region
+            resolved = _known_targets(fan_out) or self._resolve(fan_out, credentials, region)
         except AutomationApiError as error:
             problem, resolved = f"{error.code}: {error.message}", []
         except (ClientError, BotoCoreError) as error:
@@ -356,10 +359,10 @@ class RateControl:
         else:
             self._engine._finish(parent, "Success")
 
-    def _resolve(self, fan_out: FanOut, credentials: Credentials) -> list[Target]:
+    def _resolve(self, fan_out: FanOut, credentials: Credentials, region: str) -> list[Target]:
         """Tag, tag-key, resource-group and all-instances targets, read with the parent's identity."""
         assert fan_out.targets is not None and fan_out.parameter_name is not None
-        client: Callable[[str], Any] = functools.partial(self._engine.clients.get, credentials)
+        client: Callable[[str], Any] = functools.partial(self._engine.clients.get, credentials, region=region)
         key, values = fan_out.targets[0]["Key"], list(fan_out.targets[0].get("Values") or [])
         if key.startswith("tag:"):
             arns = _tagged(client("resourcegroupstaggingapi"), [{"Key": key[4:], "Values": values}])
