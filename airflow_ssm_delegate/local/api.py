@@ -196,18 +196,31 @@ class AutomationApi:
     def _start(self, body: dict[str, Any], caller: Caller) -> dict[str, Any]:
         return {"AutomationExecutionId": self.engine.start(body, caller)}
 
+    def _seen(self, execution_id: str, caller: Caller) -> str:
+        """The id, once the caller's account and Region see that execution (a TargetLocations child lives in
+        its own account and Region: elsewhere it does not exist, as on AWS)."""
+        if not self.engine.visible(execution_id, caller):
+            raise AutomationApiError(
+                "AutomationExecutionNotFoundException",
+                f"There is no automation execution {execution_id!r} in this account and Region.",
+            )
+        return execution_id
+
     def _get(self, body: dict[str, Any], caller: Caller) -> dict[str, Any]:
-        return {"AutomationExecution": self.engine.get(body["AutomationExecutionId"])}
+        return {"AutomationExecution": self.engine.get(self._seen(body["AutomationExecutionId"], caller))}
 
     def _describe(self, body: dict[str, Any], caller: Caller) -> dict[str, Any]:
         items, token = self.engine.describe(
-            body.get("Filters") or [], body.get("MaxResults"), body.get("NextToken")
+            body.get("Filters") or [],
+            body.get("MaxResults"),
+            body.get("NextToken"),
+            lambda execution_id: self.engine.visible(execution_id, caller),
         )
         return _page({"AutomationExecutionMetadataList": items}, token)
 
     def _step_executions(self, body: dict[str, Any], caller: Caller) -> dict[str, Any]:
         steps, token = self.engine.step_executions(
-            body["AutomationExecutionId"],
+            self._seen(body["AutomationExecutionId"], caller),
             body.get("Filters") or [],
             body.get("MaxResults"),
             body.get("NextToken"),
@@ -216,14 +229,14 @@ class AutomationApi:
         return _page({"StepExecutions": steps}, token)
 
     def _stop(self, body: dict[str, Any], caller: Caller) -> dict[str, Any]:
-        self.engine.stop(body["AutomationExecutionId"], body.get("Type") or "Cancel")
+        self.engine.stop(self._seen(body["AutomationExecutionId"], caller), body.get("Type") or "Cancel")
         return {}
 
     def _signal(self, body: dict[str, Any], caller: Caller) -> dict[str, Any]:
         # the caller lets aws:approve refuse a decision from anyone not among the step's Approvers
         # (with IAM off, an unidentified caller is allowed everything, approvals included)
         self.engine.signal(
-            body["AutomationExecutionId"],
+            self._seen(body["AutomationExecutionId"], caller),
             body["SignalType"],
             body.get("Payload"),
             caller=caller if caller.identified else None,
@@ -232,7 +245,7 @@ class AutomationApi:
 
     def _tags(self, body: dict[str, Any], caller: Caller) -> dict[str, Any]:
         try:
-            return {"TagList": self.engine.tags(body["ResourceId"])}
+            return {"TagList": self.engine.tags(self._seen(body["ResourceId"], caller))}
         except AutomationApiError as error:  # the tagging API's own code for an unknown resource
             raise AutomationApiError("InvalidResourceId", error.message) from error
 

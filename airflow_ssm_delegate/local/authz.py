@@ -93,16 +93,17 @@ class PolicyEngine:
         self.now = now or (lambda: datetime.now(timezone.utc))  # the server passes its simulated clock
 
     def global_context(
-        self, principal: AuthenticatedPrincipal, source_ip: str = ""
+        self, principal: AuthenticatedPrincipal, source_ip: str = "", region: str | None = None
     ) -> dict[str, ContextValue]:
-        """Keys every request carries (``aws:CurrentTime`` is simulated time, like every timestamp)."""
+        """Keys every request carries (``aws:CurrentTime`` is simulated time, like every timestamp;
+        ``region``: where the request is addressed, the runtime's own Region when not given)."""
         now = self.now()
         context: dict[str, ContextValue] = {
             "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "aws:EpochTime": str(int(now.timestamp())),
             "aws:PrincipalArn": principal_arn(principal),
             "aws:PrincipalAccount": principal.account_id,
-            "aws:RequestedRegion": self.scope.region,
+            "aws:RequestedRegion": region or self.scope.region,
             "aws:SecureTransport": "false",
             **principal.context,
         }
@@ -125,12 +126,16 @@ class PolicyEngine:
         return decision
 
     def require(
-        self, principal: AuthenticatedPrincipal, checks: Sequence[Check], source_ip: str = ""
+        self,
+        principal: AuthenticatedPrincipal,
+        checks: Sequence[Check],
+        source_ip: str = "",
+        region: str | None = None,
     ) -> None:
         """Raise AccessDenied for the first check that is not allowed (all must be, as on AWS)."""
         if not self.enforce:
             return
-        context = self.global_context(principal, source_ip)
+        context = self.global_context(principal, source_ip, region)
         for check in checks:
             if check.action in ALWAYS_ALLOWED:
                 continue
@@ -184,21 +189,22 @@ class RequestGuard:
     ) -> None:
         """Raise AccessDenied unless every check of the request is allowed (``resource_tags``: the tags of
         a resource by ARN, for ``aws:ResourceTag/K``, where moto does not keep them)."""
+        scope = request_scope(request, principal, self.policies.scope)
         if not request.service or not request.operation:
             checks = [Check(f"{request.service or 'unknown'}:{request.operation or 'UnknownOperation'}")]
         else:
-            checks = self._checks(request)
+            checks = self._checks(request, scope)
         if resource_tags is not None:
             checks = [_with_resource_tags(check, resource_tags) for check in checks]
         if self.policies.enforce and request.service == "sts" and request.operation == "AssumeRole":
-            self._authorize_assume_role(principal, checks[0], request.remote_addr)
+            authorize_assume_role(self.policies, principal, checks[0], request.remote_addr, scope.region)
             return
-        self.policies.require(principal, checks, request.remote_addr)
+        self.policies.require(principal, checks, request.remote_addr, scope.region)
 
-    def _checks(self, request: AwsRequest) -> list[Check]:
+    def _checks(self, request: AwsRequest, scope: Scope) -> list[Check]:
         """Hand-written rules where there are some (``resources``); the Service Authorization Reference for
         every other operation, and for those the rules leave on ``*`` without a condition key."""
-        service, operation, scope = str(request.service), str(request.operation), self.policies.scope
+        service, operation = str(request.service), str(request.operation)
         if service in HAND_WRITTEN_SERVICES:
             checks = checks_for(service, operation, request.params, scope)
             if checks != [Check(f"{service}:{operation}")]:
@@ -206,27 +212,46 @@ class RequestGuard:
         params = request_parameters(service, operation, request.path, request.params, request.body)
         return sar_checks(service, operation, params, scope)
 
-    def _authorize_assume_role(self, principal: AuthenticatedPrincipal, check: Check, source_ip: str) -> None:
-        """The role's trust policy must allow the caller. If it names the caller's ARN, that is enough
-        (within the account); if it names only the account, the caller's own policies must allow too."""
-        role = _role(self.policies.scope.account_id, check.resource)
-        if role is None:
-            raise AccessDenied(principal.arn, check.action, check.resource, Decision.IMPLICIT_DENY)
-        context = {**self.policies.global_context(principal, source_ip), **check.context}
-        document = role.assume_role_policy_document
-        caller_arn = principal_arn(principal)
-        named = trust_decision(document, check.resource, Principal(arn=caller_arn), context)
-        identity = self.policies.decide(principal, check, context)
-        if Decision.EXPLICIT_DENY in (named, identity):
-            raise AccessDenied(principal.arn, check.action, check.resource, Decision.EXPLICIT_DENY)
-        if named is Decision.ALLOW:
-            return
-        by_account = trust_decision(
-            document, check.resource, Principal(arn=caller_arn, account=principal.account_id), context
-        )
-        for decision in (by_account, identity):
-            if decision is not Decision.ALLOW:
-                raise AccessDenied(principal.arn, check.action, check.resource, decision)
+
+def request_scope(request: AwsRequest, principal: AuthenticatedPrincipal, default: Scope) -> Scope:
+    """Where a request lands: the caller's own account (moto keeps one world per account id and routes
+    by access key the same way) in the Region the request is signed for."""
+    return Scope(request.region or default.region, principal.account_id)
+
+
+def authorize_assume_role(
+    policies: PolicyEngine,
+    principal: AuthenticatedPrincipal,
+    check: Check,
+    source_ip: str = "",
+    region: str | None = None,
+) -> None:
+    """sts:AssumeRole as AWS decides it: the role's trust policy must trust the caller.
+
+    Within one account, a trust policy naming the caller's ARN is enough; one naming only the account
+    needs the caller's identity policies to allow too. Across accounts both sides must always allow: the
+    trust policy (by ARN or account) and the caller's own sts:AssumeRole permission (IAM User Guide,
+    "Cross account resource access in IAM" / "How IAM roles differ from resource-based policies").
+    """
+    role_account = check.resource.partition(":iam::")[2].partition(":")[0]
+    role = _role(role_account, check.resource) if role_account in iam_backends else None
+    if role is None:
+        raise AccessDenied(principal.arn, check.action, check.resource, Decision.IMPLICIT_DENY)
+    context = {**policies.global_context(principal, source_ip, region), **check.context}
+    document = role.assume_role_policy_document
+    caller_arn = principal_arn(principal)
+    named = trust_decision(document, check.resource, Principal(arn=caller_arn), context)
+    identity = policies.decide(principal, check, context)
+    if Decision.EXPLICIT_DENY in (named, identity):
+        raise AccessDenied(principal.arn, check.action, check.resource, Decision.EXPLICIT_DENY)
+    if named is Decision.ALLOW and role_account == principal.account_id:
+        return
+    by_account = trust_decision(
+        document, check.resource, Principal(arn=caller_arn, account=principal.account_id), context
+    )
+    for decision in (by_account, identity):
+        if decision is not Decision.ALLOW:
+            raise AccessDenied(principal.arn, check.action, check.resource, decision)
 
 
 def _with_resource_tags(check: Check, resource_tags: Callable[[str], Mapping[str, str]]) -> Check:
@@ -240,14 +265,16 @@ def _with_resource_tags(check: Check, resource_tags: Callable[[str], Mapping[str
 
 def caller_for(principal: AuthenticatedPrincipal | None, request: AwsRequest, account_id: str) -> Caller:
     """The engine's view of who called: the principal, or (IAM off, unknown key) the account root."""
+    region = request.region or ""
     if principal is not None:
-        return Caller(principal.arn, principal.credentials)
+        return Caller(principal.arn, principal.credentials, region=region)
     authorization = request.header("Authorization") or ""
     key = authorization.partition("Credential=")[2].partition("/")[0] or "ANONYMOUS"
     return Caller(
         f"arn:aws:iam::{account_id}:root",
         Credentials(key, "not-checked", request.header("X-Amz-Security-Token")),
         identified=False,
+        region=region,
     )
 
 
@@ -349,10 +376,32 @@ class IamAuthorizer:
                     f"allow {SSM_SERVICE_PRINCIPAL} to call sts:AssumeRole for {source_arn} "
                     f"(checked Principal, aws:SourceAccount and aws:SourceArn). Fix the role's trust policy.",
                 )
+        return self._mint(role_arn, execution_id[:64], self.scope.region)
+
+    def assume_role_as(
+        self, credentials: Credentials, role_arn: str, session_name: str, region: str
+    ) -> Credentials:
+        """Session keys of ``role_arn`` (any account) assumed by the holder of ``credentials``, as STS
+        decides a cross-account AssumeRole (``authorize_assume_role``); AccessDeniedException otherwise."""
+        principal = self._principal(Caller("", credentials))
+        role_account = role_arn.partition(":iam::")[2].partition(":")[0]
+        exists = role_account in iam_backends and _role(role_account, role_arn) is not None
+        try:
+            if self.policies.enforce:
+                check = Check("sts:AssumeRole", role_arn)
+                authorize_assume_role(self.policies, principal, check, region=region)
+            elif not exists:
+                raise AccessDenied(principal.arn, "sts:AssumeRole", role_arn, Decision.IMPLICIT_DENY)
+        except AccessDenied as denied:
+            raise AutomationApiError("AccessDeniedException", str(denied)) from None
+        return self._mint(role_arn, session_name, region)
+
+    def _mint(self, role_arn: str, session_name: str, region: str) -> Credentials:
+        """An STS session of ``role_arn`` in moto's STS backend (the role's account's): the guard knows it."""
         with self._mint_lock:
             session = sts_backends[self.scope.account_id][PARTITION].assume_role(
-                region_name=self.scope.region,
-                role_session_name=execution_id[:64],
+                region_name=region,
+                role_session_name=session_name,
                 role_arn=role_arn,
                 policy="",
                 duration=SERVICE_ROLE_SESSION_SECONDS,

@@ -56,15 +56,15 @@ class ClientCache:
     def __init__(self, endpoint_url: str, region: str) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
-        self._clients: dict[tuple[Credentials, str], Any] = {}
+        self._clients: dict[tuple[Any, ...], Any] = {}
 
-    def _new_client(self, service: str, credentials: Credentials) -> Any:
+    def _new_client(self, service: str, credentials: Credentials, region: str | None = None) -> Any:
         with ClientCache._session_lock:
             if ClientCache._session is None:
                 ClientCache._session = boto3.session.Session()
             return ClientCache._session.client(
                 service,
-                region_name=self.region,
+                region_name=region or self.region,
                 endpoint_url=self.endpoint_url,
                 config=_CONFIG,
                 aws_access_key_id=credentials.access_key_id,
@@ -72,11 +72,14 @@ class ClientCache:
                 aws_session_token=credentials.session_token,
             )
 
-    def get(self, credentials: Credentials, service: str) -> Any:
-        key = (credentials, service)
+    def get(self, credentials: Credentials, service: str, region: str | None = None) -> Any:
+        """The client for these credentials and service, in ``region`` (default: the runtime's own)."""
+        key: tuple[Any, ...] = (credentials, service)
+        if region not in (None, self.region):
+            key = (credentials, service, region)  # a TargetLocations child in another Region
         client = self._clients.get(key)
         if client is None:
-            client = self._clients.setdefault(key, self._new_client(service, credentials))
+            client = self._clients.setdefault(key, self._new_client(service, credentials, region))
         return client
 
     def __contains__(self, key: object) -> bool:

@@ -54,6 +54,7 @@ from airflow_ssm_delegate.local.errors import AutomationApiError
 from airflow_ssm_delegate.local.execution import ACTIVE_STEP_STATUSES, Execution, StepRecord
 from airflow_ssm_delegate.local.identity import Authorizer, Caller, Credentials
 from airflow_ssm_delegate.local.listing import page_executions, page_steps
+from airflow_ssm_delegate.local.locations import Locations, Placement, plan_locations
 from airflow_ssm_delegate.local.outputs import step_outputs
 from airflow_ssm_delegate.local.quotas import ExecutionQuotas
 from airflow_ssm_delegate.local.ratecontrol import (
@@ -83,7 +84,7 @@ STOP_TYPES = frozenset({"Cancel", "Complete"})
 SYMBOLIC_VERSIONS = frozenset({"$DEFAULT", "$LATEST"})
 #: Request keys of StartAutomationExecution this runtime does not implement (multi-account): refused by
 #: name rather than silently ignored. Rate control (Targets, TargetMaps, ...) is ``local.ratecontrol``.
-UNSUPPORTED_REQUEST_KEYS = frozenset({"TargetLocations", "TargetLocationsURL"})
+UNSUPPORTED_REQUEST_KEYS = frozenset({"TargetLocationsURL"})
 
 
 def _session_expired_message(api: str) -> str:
@@ -138,7 +139,9 @@ class _StepContext:
         execution = self._execution
         if execution.credentials is None:
             raise StepFailure("The execution has no credentials to call AWS with.", "Internal")
-        return GuardedClient(self._engine.clients.get(execution.credentials, service), self._check_session)
+        region = self._engine.where(execution)[1]
+        client = self._engine.clients.get(execution.credentials, service, region)
+        return GuardedClient(client, self._check_session)
 
     def _check_session(self, api: str) -> None:
         expires = self._execution.session_expires
@@ -174,10 +177,11 @@ class _StepContext:
 
     def script_environment(self) -> dict[str, str]:
         engine, execution = self._engine, self._execution
+        region = engine.where(execution)[1]
         environment = {
             "AWS_ENDPOINT_URL": engine.clients.endpoint_url,
-            "AWS_DEFAULT_REGION": engine.region,
-            "AWS_REGION": engine.region,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_REGION": region,
         }
         credentials = execution.credentials
         if execution.role_arn and credentials is not None:  # AWS: no service role, no permissions
@@ -221,6 +225,7 @@ class AutomationEngine:
         #: Rate-control (Targets/TargetMaps) executions' own running limit and queue (AWS: 25 and 1,000).
         self.rate_quotas = ExecutionQuotas(DEFAULT_MAX_RATE_CONTROL_RUNNING, DEFAULT_MAX_RATE_CONTROL_QUEUED)
         self.rate_control = RateControl(self)
+        self.locations = Locations(self)  # TargetLocations parents (multi-account, multi-Region)
         #: Told of every execution and step status change (the runtime's EventBridge events).
         self.observer: Callable[[Execution, StepRecord | None], None] | None = None
         self.alarms = AlarmMonitor(self._scheduler, clock, self.clients, self._alarm_stop)
@@ -228,7 +233,30 @@ class AutomationEngine:
     # ----------------------------------------------------------------------------------------- API
     def start(self, request: dict[str, Any], caller: Caller) -> str:
         """StartAutomationExecution: validate, authorise, then run in the background; the execution id."""
+        account_id, region = caller.arn.split(":")[4], caller.region or self.region
+        if (account_id, region) != (self.account_id, self.region):
+            raise AutomationApiError(
+                "UnsupportedOperation",
+                f"The local runtime starts executions in account {self.account_id}, Region {self.region} "
+                f"only (this request: account {account_id}, Region {region}). Start there; TargetLocations "
+                "runs the runbook in other accounts and Regions.",
+            )
         return self._start(request, caller, parent=None)
+
+    def where(self, execution: Execution) -> tuple[str, str]:
+        """The account and Region an execution runs in: its TargetLocations placement, else the runtime's."""
+        placement = execution.placement
+        return (placement.account_id, placement.region) if placement else (self.account_id, self.region)
+
+    def visible(self, execution_id: str, caller: Caller) -> bool:
+        """Whether the caller's account and Region see the execution (a TargetLocations child is read where
+        it runs; an API caller's Region is the one its request is signed for)."""
+        if not caller.region:
+            return True
+        execution = self._execution(execution_id)
+        account_id, region = self.where(execution)
+        same_region = region == caller.region or execution.placement is None
+        return caller.arn.split(":")[4] == account_id and same_region
 
     def get(self, execution_id: str) -> dict[str, Any]:
         """GetAutomationExecution's ``AutomationExecution``."""
@@ -243,11 +271,18 @@ class AutomationEngine:
             return [dict(tag) for tag in execution.tags]
 
     def describe(
-        self, filters: list[dict[str, Any]] | None, max_results: int | None, next_token: str | None
+        self,
+        filters: list[dict[str, Any]] | None,
+        max_results: int | None,
+        next_token: str | None,
+        visible: Callable[[str], bool] | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """DescribeAutomationExecutions: newest first, filters AND-ed, values of one filter OR-ed."""
+        """DescribeAutomationExecutions: newest first, filters AND-ed, values of one filter OR-ed
+        (``visible``: which executions the caller's account and Region see)."""
         with self._lock:
             executions = list(self._executions.values())
+        if visible is not None:
+            executions = [execution for execution in executions if visible(execution.id)]
         return page_executions(executions, filters or [], max_results, next_token)
 
     def step_executions(
@@ -286,6 +321,9 @@ class AutomationEngine:
                 return  # already stopping: a repeated Cancel is not an error
             if execution.fan_out is not None:  # a rate-control parent: its children are cancelled
                 self.rate_control.stop(execution, stop_type)
+                return
+            if execution.locations is not None:  # a TargetLocations parent: likewise
+                self.locations.stop(execution, stop_type)
                 return
             if stop_type == "Cancel":
                 execution.cancelling = True
@@ -345,9 +383,16 @@ class AutomationEngine:
         return execution
 
     def _start(
-        self, request: dict[str, Any], caller: Caller, parent: Execution | None, target: str | None = None
+        self,
+        request: dict[str, Any],
+        caller: Caller,
+        parent: Execution | None,
+        target: str | None = None,
+        placement: Placement | None = None,
     ) -> str:
-        """Validate, authorise and admit one execution (``target``: a rate-control child's target value)."""
+        """Validate, authorise and admit one execution (``target``: a rate-control child's target value;
+        ``placement``: a TargetLocations child's account, Region and execution role, inherited by its own
+        children, started by the service with no further check of the caller's IAM)."""
         if not isinstance(request, dict):
             raise AutomationApiError("ValidationException", "The request body must be a JSON object.")
         name = request.get("DocumentName")
@@ -357,8 +402,8 @@ class AutomationEngine:
         if unsupported:
             raise AutomationApiError(
                 "InvalidAutomationExecutionParametersException",
-                f"The local runtime does not support {', '.join(unsupported)} (multi-account); start one "
-                "execution per account and Region instead.",
+                f"The local runtime does not support {', '.join(unsupported)} (it reads a presigned Amazon "
+                "S3 URL); pass the same list as TargetLocations.",
             )
         mode = request.get("Mode", "Auto")
         if mode not in ("Auto", "Interactive"):
@@ -366,17 +411,25 @@ class AutomationEngine:
         tags = _checked_tags(request.get("Tags"))
         version = request.get("DocumentVersion")
         tag_map = {tag["Key"]: tag["Value"] for tag in tags}
-        document_name, document_version, runbook = self._load_authorized(caller, name, version, tag_map)
+        placement = placement or (parent.placement if parent is not None else None)
+        document_name, document_version, runbook = (
+            self._load_authorized(caller, name, version, tag_map)
+            if placement is None
+            else self.load_document(name, version)  # the runbook as the starting account shares it
+        )
         _check_supported_actions(runbook)
-        planned = plan_fan_out(request, runbook)  # Targets/TargetMaps: a rate-control parent (ratecontrol)
-        if planned is not None:
-            runbook = planned.runbook  # without the target parameters, which its children get
-        ssm = functools.partial(self.clients.get, caller.credentials, "ssm")  # read as the caller
+        located = plan_locations(request, runbook, self.account_id, self.region) if parent is None else None
+        planned = plan_fan_out(request, runbook) if located is None else None  # Targets: rate control
+        runbook = (located or planned or _Unplanned(runbook)).runbook  # without the children's target params
+        region = placement.region if placement else None
+        ssm = functools.partial(self.clients.get, caller.credentials, "ssm", region)  # read as the caller
         given = resolve_store_references(runbook, request.get("Parameters"), ssm)
         values = _resolved_parameters(runbook, given)
         role_arn = _role_arn(runbook, values)
-        # the concrete version again, and iam:PassRole, which needs the role the parameters name
-        self.authorizer.authorize_start(caller, document_name, document_version, role_arn, tag_map)
+        if located is not None:
+            role_arn = located.administration_role(role_arn, self.account_id)
+        if placement is None:  # the concrete version again, and iam:PassRole on the role the parameters name
+            self.authorizer.authorize_start(caller, document_name, document_version, role_arn, tag_map)
         token = request.get("ClientToken")
         fingerprint = _request_fingerprint(request, caller)
         with self._lock:
@@ -411,6 +464,8 @@ class AutomationEngine:
                 alarm=AlarmWatch.from_request(request),
                 fan_out=planned.fan_out if planned is not None else None,
                 target=target,
+                placement=placement,
+                locations=located.fan_out if located is not None else None,
             )
             self._executions[execution.id] = execution
             self._flows[execution.id] = _Flow(initial_values(runbook.variables))
@@ -447,9 +502,9 @@ class AutomationEngine:
 
     def _begin(self, execution: Execution) -> None:
         """First call of an execution, on a worker: take on its identity, then run the first step."""
-        credentials: Credentials | None = None
+        credentials = execution.placement.credentials if execution.placement else None
         problem = None
-        if execution.role_arn:
+        if execution.role_arn and credentials is None:
             try:
                 credentials = self.authorizer.assume_service_role(execution.role_arn, execution.id)
             except AutomationApiError as error:
@@ -471,7 +526,7 @@ class AutomationEngine:
                 execution.credentials = credentials
                 role_name = execution.role_arn.rsplit("/", 1)[-1]
                 execution.identity_arn = (
-                    f"arn:aws:sts::{self.account_id}:assumed-role/{role_name}/{execution.id}"
+                    f"arn:aws:sts::{self.where(execution)[0]}:assumed-role/{role_name}/{execution.id}"
                 )
             else:
                 execution.credentials = execution.caller.credentials
@@ -488,6 +543,9 @@ class AutomationEngine:
                 self.alarms.watch(execution)
             if execution.fan_out is not None:  # rate control: its targets are resolved on a worker
                 self._scheduler.submit(functools.partial(self.rate_control.begin, execution))
+                return
+            if execution.locations is not None:  # TargetLocations: its locations start on a worker
+                self._scheduler.submit(functools.partial(self.locations.begin, execution))
                 return
             self._guard(execution, lambda: self._enter_step(execution, execution.runbook.steps[0]))
 
@@ -537,9 +595,10 @@ class AutomationEngine:
     def _builtins(self, execution: Execution) -> dict[str, Any]:
         """The global and automation variables of ``execution`` now."""
         now = self.clock.now()
+        account_id, region = self.where(execution)
         return {
-            "global:ACCOUNT_ID": self.account_id,
-            "global:REGION": self.region,
+            "global:ACCOUNT_ID": account_id,
+            "global:REGION": region,
             "global:AWS_PARTITION": "aws",
             "global:DATE": now.strftime("%Y-%m-%d"),
             "global:DATE_TIME": now.strftime("%Y-%m-%d_%H.%M.%S"),
@@ -973,9 +1032,19 @@ class AutomationEngine:
         if parent.fan_out is not None:
             self.rate_control.child_ended(parent, child_id)
             return
+        if parent.locations is not None:
+            self.locations.child_ended(parent, child_id)
+            return
         with parent.lock:
             if not parent.finished:
                 self._deliver(parent, Signal(CHILD_FINISHED, {"ExecutionId": [child_id]}))
+
+
+@dataclass(frozen=True)
+class _Unplanned:
+    """A start that fans out to nothing: its runbook as it is."""
+
+    runbook: Runbook
 
 
 def _resolved_parameters(runbook: Runbook, api_parameters: Any) -> dict[str, Any]:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from airflow_ssm_delegate.local.actions.base import Continuation, Signal, StepFailure, WaitForSignal
     from airflow_ssm_delegate.local.alarms import AlarmWatch
     from airflow_ssm_delegate.local.identity import Caller, Credentials
+    from airflow_ssm_delegate.local.locations import LocationFanOut, Placement
     from airflow_ssm_delegate.local.ratecontrol import FanOut
 
 ACTIVE_STEP_STATUSES = frozenset({"Pending", "InProgress", "Waiting"})
@@ -139,6 +140,8 @@ class Execution:
     triggered_alarms: list[dict[str, str]] = field(default_factory=list)  # TriggeredAlarms [{Name, State}]
     fan_out: FanOut | None = None  # a rate-control parent's targets and children (local.ratecontrol)
     target: str | None = None  # a rate-control child's target value (its Target)
+    placement: Placement | None = None  # a TargetLocations child's account, Region and role (local.locations)
+    locations: LocationFanOut | None = None  # a TargetLocations parent's locations and children
     #: Told of every status change of the execution (step None) and of its steps, as it happens, under
     #: ``lock`` (the runtime's EventBridge events, ``local.events``); set by the engine.
     observer: Callable[[Execution, StepRecord | None], None] | None = field(
@@ -207,6 +210,7 @@ class Execution:
                 "AutomationType": "Local",
                 "Target": self.target,
                 **(self.fan_out.metadata() if self.fan_out is not None else {}),
+                **(self.locations.metadata() if self.locations is not None else {}),
             }
         )
 

@@ -22,7 +22,7 @@ from airflow_ssm_delegate.local.api import (
     LIST_TAGS_OPERATION,
     AutomationApi,
 )
-from airflow_ssm_delegate.local.authz import AccessDenied, RequestGuard, caller_for
+from airflow_ssm_delegate.local.authz import AccessDenied, RequestGuard, caller_for, request_scope
 from airflow_ssm_delegate.local.errors import AutomationApiError
 from airflow_ssm_delegate.local.lambda_invoke import invoke_function
 from airflow_ssm_delegate.local.principals import AuthenticationError
@@ -133,7 +133,9 @@ class Gateway:
             log.info("Denied: %s", denied)  # ARNs and actions only, never keys
             return refusal(request.protocol, "denied", str(denied))
         if request.service == "lambda" and request.operation == "Invoke":  # moto would need Docker
-            scope = self.guard.policies.scope
+            scope = self.guard.policies.scope  # the function runs in the caller's own account and Region
+            if principal is not None:
+                scope = request_scope(request, principal, scope)
             endpoint = "/".join(request.url.split("/", 3)[:3])
             return invoke_function(request, endpoint, scope.region, scope.account_id)
         if request.service == "iam" and request.operation in _SIMULATORS:

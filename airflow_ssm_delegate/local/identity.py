@@ -36,6 +36,7 @@ class Caller:
     arn: str
     credentials: Credentials
     identified: bool = True
+    region: str = ""  # the Region the request was signed for ("" inside the engine)
 
 
 class Authorizer(Protocol):
@@ -54,3 +55,9 @@ class Authorizer(Protocol):
 
     def assume_service_role(self, role_arn: str, execution_id: str) -> Credentials:
         """Temporary keys of ``role_arn`` as ssm.amazonaws.com would get them for ``execution_id``."""
+
+    def assume_role_as(
+        self, credentials: Credentials, role_arn: str, session_name: str, region: str
+    ) -> Credentials:
+        """Temporary keys of ``role_arn`` (any account) assumed by the holder of ``credentials`` (the
+        administration role of a TargetLocations start); ``AccessDeniedException`` when STS would refuse."""

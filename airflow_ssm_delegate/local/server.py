@@ -14,6 +14,7 @@ Use it as a context manager::
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import threading
 from typing import TYPE_CHECKING
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ADMIN_USER_NAME = "local-admin"
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
 _MAX_PORT = 65535
 
 
@@ -83,6 +85,8 @@ class LocalAutomationServer:
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._admin: dict[str, str] = {}
+        self._other_admins: dict[str, dict[str, str]] = {}  # account id -> its bootstrap admin's keys
+        self._admin_lock = threading.Lock()
         self._gateway = Gateway(
             DomainDispatcherApplication(create_backend_app), RequestGuard(self._policies), None
         )
@@ -142,10 +146,26 @@ class LocalAutomationServer:
     @property
     def admin_credentials(self) -> dict[str, str]:
         """``aws_access_key_id``/``aws_secret_access_key`` of the bootstrap admin (inline ``*:*`` policy)."""
+        return self.admin_credentials_for(self.account_id)
+
+    def admin_credentials_for(self, account_id: str) -> dict[str, str]:
+        """The bootstrap admin of any account, shaped as ``admin_credentials``.
+
+        Each account is its own world (its own IAM, EC2, SSM...: moto keeps its state per account id and
+        routes a request by its access key, as the gateway authorises it): these keys provision another
+        account, e.g. the execution roles of a TargetLocations start. The account is reset on ``stop()``.
+        """
         if not self._admin:
             raise RuntimeError("The local runtime is not started: the admin user exists only while it runs.")
-        self._admin = _bootstrap_admin(self.account_id, self.region, keep=self._admin)
-        return dict(self._admin)
+        if not isinstance(account_id, str) or not _ACCOUNT_ID.match(account_id):
+            raise ValueError(f"account_id must be a 12-digit AWS account id, got {account_id!r}")
+        with self._admin_lock:
+            if account_id == self.account_id:
+                self._admin = _bootstrap_admin(account_id, self.region, keep=self._admin)
+                return dict(self._admin)
+            known = self._other_admins.get(account_id)
+            self._other_admins[account_id] = _bootstrap_admin(account_id, self.region, keep=known)
+            return dict(self._other_admins[account_id])
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -208,7 +228,9 @@ class LocalAutomationServer:
             self._server.shutdown()
             self._server.server_close()
             self._thread.join()
-            _reset_account(self.account_id)
+            for account_id in (self.account_id, *self._other_admins):
+                _reset_account(account_id)
+            self._other_admins = {}
             self._server, self._thread, self.engine, self._admin = None, None, None, {}
             _RunningServer.server = None
 
