@@ -18,6 +18,7 @@ from tests.fixtures.local_runtime import SSM_TRUST, error_of, unique
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
 
     from airflow_ssm_delegate.local.server import LocalAutomationServer
 
@@ -576,4 +577,59 @@ def test_a_fleet_of_200_tagged_instances_at_10_percent_never_runs_more_than_20_c
     assert parent["ProgressCounters"]["SuccessSteps"] == 200
     kids = children(ssm, parent_id)
     assert sorted(kid["Target"] for kid in kids) == sorted(ids)
+    assert {kid["AutomationExecutionStatus"] for kid in kids} == {"Success"}
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Writes the delegation policy file the hook reads (AIRFLOW__SSM_DELEGATE__POLICY_FILE)."""
+    path = tmp_path / "policy.yaml"
+    monkeypatch.setenv("AIRFLOW__SSM_DELEGATE__POLICY_FILE", str(path))
+
+    def write(text: str) -> None:
+        path.write_text(text)
+
+    return write
+
+
+def test_the_hook_starts_a_rate_controlled_run_against_the_runtime(
+    ssm: Any,
+    new_role: Callable[..., str],
+    aws_conn_env: Callable[..., dict[str, Any]],
+    policy_file: Callable[[str], None],
+    local_server: LocalAutomationServer,
+) -> None:
+    from airflow_ssm_delegate.hooks.automation import SsmAutomationHook
+    from airflow_ssm_delegate.policy import PolicyViolation
+
+    role = new_role([SSM_TRUST], [], prefix="rate-hook-role")
+    content = {
+        **NAP,
+        "assumeRole": "{{ AutomationAssumeRole }}",
+        "parameters": {**NAP["parameters"], "AutomationAssumeRole": {"type": "String"}},
+    }
+    name = publish(ssm, content)
+    policy_file(
+        f"documents:\n  {name}:\n    roles: ['{role}']\n    default_role: {role}\n"
+        "    fan_out: {max_concurrency: 2}\n"
+    )
+    hook = SsmAutomationHook()
+    targets = [{"Key": "ParameterValues", "Values": ["a", "b", "c"]}]
+    with pytest.raises(PolicyViolation, match="MaxConcurrency 3 exceeds"):
+        hook.start_automation_execution(
+            name, target_parameter_name="InstanceId", targets=targets, max_concurrency="3"
+        )
+
+    execution_id = hook.start_automation_execution(
+        name, target_parameter_name="InstanceId", targets=targets, max_concurrency="2", max_errors="0"
+    )
+    parent = ended(ssm, execution_id)
+    assert parent["AutomationExecutionStatus"] == "Success", parent.get("FailureMessage")
+    assert parent["Parameters"]["AutomationAssumeRole"] == [role]
+    assert parent["TargetsSummary"]["SuccessfulCount"] == 3
+    assert peak(local_server, execution_id) == 2
+    kids = hook.describe_automation_executions(
+        [kid["AutomationExecutionId"] for kid in children(ssm, execution_id)]
+    )
+    assert sorted(kid["Target"] for kid in kids) == ["a", "b", "c"]
     assert {kid["AutomationExecutionStatus"] for kid in kids} == {"Success"}
