@@ -34,11 +34,17 @@ def step(action: str, **inputs: object) -> StepSpec:
         ),
         (
             step("aws:changeInstanceState", DesiredState="running", CheckStateOnly=True),
-            ["ec2:DescribeInstances"],
+            ["ec2:DescribeInstanceStatus", "ec2:DescribeInstances"],
         ),
         (
             step("aws:changeInstanceState", DesiredState="{{ State }}"),
-            ["ec2:DescribeInstances", "ec2:StartInstances", "ec2:StopInstances", "ec2:TerminateInstances"],
+            [
+                "ec2:DescribeInstanceStatus",
+                "ec2:DescribeInstances",
+                "ec2:StartInstances",
+                "ec2:StopInstances",
+                "ec2:TerminateInstances",
+            ],
         ),
         (step("aws:executeAwsApi", Service="ec2", Api="describe_volumes"), ["ec2:DescribeVolumes"]),
         (

@@ -197,9 +197,11 @@ def _api_permission(step: StepSpec) -> str:
 
 def _change_state_permissions(step: StepSpec) -> list[str]:
     permissions = ["ec2:DescribeInstances"]
+    desired = step.inputs.get("DesiredState")
+    if desired == "running" or is_reference(desired):  # running also waits for status checks to be OK
+        permissions.append("ec2:DescribeInstanceStatus")  # (automation-action-changestate.html)
     if str(step.inputs.get("CheckStateOnly", False)).lower() == "true":
         return permissions
-    desired = step.inputs.get("DesiredState")
     if is_reference(desired):  # any of the three at run time
         return permissions + sorted(_STATE_ACTIONS.values())
     if desired not in _STATE_ACTIONS:

@@ -75,9 +75,27 @@ def _instance_states(ctx: StepContext, instance_ids: list[str]) -> dict[str, str
     }
 
 
+def _status_checks_pending(ctx: StepContext, instance_ids: list[str]) -> list[str]:
+    """Instances whose instance or system status check is not ``ok`` yet (DescribeInstanceStatus)."""
+    response = ctx.client("ec2").describe_instance_status(InstanceIds=instance_ids, IncludeAllInstances=True)
+    ok = {
+        status["InstanceId"]
+        for status in response.get("InstanceStatuses", [])
+        if status.get("InstanceStatus", {}).get("Status") == "ok"
+        and status.get("SystemStatus", {}).get("Status") == "ok"
+    }
+    return [i for i in instance_ids if i not in ok]
+
+
 def _wait_for_state(
-    ctx: StepContext, instance_ids: list[str], desired: str, fail_on_stopped: bool = False
+    ctx: StepContext,
+    instance_ids: list[str],
+    desired: str,
+    fail_on_stopped: bool = False,
+    status_checks: bool = False,
 ) -> Outcome:
+    """Poll until every instance is ``desired``; with ``status_checks``, until both checks are ok too."""
+
     def check(current: StepContext) -> Outcome | None:
         states = _instance_states(current, instance_ids)
         missing = [i for i in instance_ids if i not in states]
@@ -91,6 +109,8 @@ def _wait_for_state(
                 "Action",
             )
         if all(states.get(i, "terminated") == desired for i in instance_ids):
+            if status_checks and _status_checks_pending(current, instance_ids):
+                return None
             return Done(
                 {
                     "InstanceIds": instance_ids,
@@ -99,7 +119,8 @@ def _wait_for_state(
             )
         return None
 
-    return poll(ctx, check, f"instance(s) {', '.join(instance_ids)} to be {desired}")
+    checks = " with status checks ok" if status_checks else ""
+    return poll(ctx, check, f"instance(s) {', '.join(instance_ids)} to be {desired}{checks}")
 
 
 def run_instances(ctx: StepContext) -> Outcome:
@@ -144,7 +165,12 @@ def _flag(inputs: dict[str, Any], name: str) -> bool:
 
 def change_instance_state(ctx: StepContext) -> Outcome:
     """FailOnUnexpectedStopped (AWS's example pairs it with running): fail as soon as an instance is
-    stopping/stopped while waiting, instead of waiting for the timeout."""
+    stopping/stopped while waiting, instead of waiting for the timeout.
+
+    DesiredState running waits for the EC2 state Running and for the instance and system status checks
+    to be OK, as AWS documents (automation-action-changestate.html), asserting or not; the role therefore
+    needs ec2:DescribeInstanceStatus, which AWS's AmazonSSMAutomationRole grants.
+    """
     reject_unknown_inputs(ctx.inputs, "aws:changeInstanceState")
     instance_ids = string_list(ctx.inputs, "InstanceIds")
     desired = require(ctx.inputs, "DesiredState", str)
@@ -166,7 +192,7 @@ def change_instance_state(ctx: StepContext) -> Outcome:
             ec2.stop_instances(InstanceIds=instance_ids, Force=_flag(ctx.inputs, "Force"))
         else:
             ec2.terminate_instances(InstanceIds=instance_ids)
-    return _wait_for_state(ctx, instance_ids, desired, fail_on_stopped)
+    return _wait_for_state(ctx, instance_ids, desired, fail_on_stopped, status_checks=desired == "running")
 
 
 #: aws:createImage/aws:copyImage inputs whose API member has another name (automation-action-create.html,
