@@ -633,3 +633,23 @@ def test_the_hook_starts_a_rate_controlled_run_against_the_runtime(
     )
     assert sorted(kid["Target"] for kid in kids) == ["a", "b", "c"]
     assert {kid["AutomationExecutionStatus"] for kid in kids} == {"Success"}
+
+
+def test_an_execute_automation_step_starts_a_rate_controlled_child_and_waits_for_it(
+    ssm: Any, local_server: LocalAutomationServer
+) -> None:
+    child_name = publish(ssm, NAP)
+    inputs = {
+        "DocumentName": child_name,
+        "TargetParameterName": "InstanceId",
+        "Targets": [{"Key": "ParameterValues", "Values": ["x", "y"]}],
+        "MaxConcurrency": "2",
+    }
+    step = {"name": "fleet", "action": "aws:executeAutomation", "inputs": inputs}
+    top = ended(ssm, start(ssm, publish(ssm, {"schemaVersion": "0.3", "mainSteps": [step]})))
+    assert top["AutomationExecutionStatus"] == "Success", top.get("FailureMessage")
+    (fleet_id,) = top["StepExecutions"][0]["Outputs"]["ExecutionId"]
+    fleet = get(ssm, fleet_id)
+    assert fleet["ParentAutomationExecutionId"] == top["AutomationExecutionId"]
+    assert fleet["TargetsSummary"]["SuccessfulCount"] == 2
+    assert sorted(kid["Target"] for kid in children(ssm, fleet_id)) == ["x", "y"]
