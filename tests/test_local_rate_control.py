@@ -398,15 +398,19 @@ def test_rate_control_executions_have_their_own_quota_of_running_and_queued(
 ) -> None:
     engine = fresh_quotas.engine
     assert engine is not None
-    engine.rate_quotas = ExecutionQuotas(max_running=1, max_queued=1)
+    engine.rate_quotas = ExecutionQuotas(max_running=1, max_queued=2)
     name = publish(ssm, HOLD)
     first = by_parameter_values(ssm, name, ["a"])
     child_exists(ssm, first)
     second = by_parameter_values(ssm, name, ["b"])
-    assert status_of(ssm, second) == "Pending"
-    refused = error_of(lambda: by_parameter_values(ssm, name, ["c"]))
+    third = by_parameter_values(ssm, name, ["c"])
+    assert [status_of(ssm, second), status_of(ssm, third)] == ["Pending", "Pending"]
+    refused = error_of(lambda: by_parameter_values(ssm, name, ["d"]))
     assert refused["Code"] == "AutomationExecutionLimitExceededException"
     assert status_of(ssm, first) == "InProgress"
+    ssm.stop_automation_execution(AutomationExecutionId=third)  # stopped while queued: never begins
+    assert status_of(ssm, third) == "Cancelled"
+    assert children(ssm, third) == []
 
     ssm.stop_automation_execution(AutomationExecutionId=first)
     assert ended(ssm, first)["AutomationExecutionStatus"] == "Cancelled"
@@ -653,3 +657,13 @@ def test_an_execute_automation_step_starts_a_rate_controlled_child_and_waits_for
     assert fleet["ParentAutomationExecutionId"] == top["AutomationExecutionId"]
     assert fleet["TargetsSummary"]["SuccessfulCount"] == 2
     assert sorted(kid["Target"] for kid in children(ssm, fleet_id)) == ["x", "y"]
+
+
+def test_all_instances_target_lists_every_instance_not_terminated(ec2: Any) -> None:
+    from airflow_ssm_delegate.local.ratecontrol import _all_instances
+
+    running, terminated = tagged_instances(ec2, 2, "Fleet", unique("all"))
+    ec2.terminate_instances(InstanceIds=[terminated])
+    arns = _all_instances(ec2)
+    assert f"arn:aws:ec2:::instance/{running}" in arns
+    assert f"arn:aws:ec2:::instance/{terminated}" not in arns
