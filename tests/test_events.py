@@ -21,8 +21,16 @@ from airflow_ssm_delegate.local.events import (
     event_time_text,
     route_events_to_queue,
 )
+from airflow_ssm_delegate.triggers import events as feed_module
 from airflow_ssm_delegate.triggers.automation import SsmAutomationExecutionTrigger
-from airflow_ssm_delegate.triggers.events import QueueUnreachable, parse_event_time, parse_news
+from airflow_ssm_delegate.triggers.events import (
+    EventFeed,
+    News,
+    QueueReachable,
+    QueueUnreachable,
+    parse_event_time,
+    parse_news,
+)
 from airflow_ssm_delegate.triggers.progress import StepProgress
 from tests.fixtures.local_runtime import client_for
 
@@ -78,10 +86,10 @@ def events_queue(local_server: LocalAutomationServer) -> str:
 
 @pytest.fixture
 def fast(local_server: LocalAutomationServer) -> Iterator[LocalAutomationServer]:
-    """The runtime at 60x (a 30-minute runbook in 30 s) with every watch on its clock; events intact."""
+    """The runtime at 600x (a 30-minute runbook in 3 s) with every watch on its clock; events intact."""
     assert local_server.clock is not None and local_server.events is not None
     scale = local_server.time_scale
-    local_server.time_scale = 60
+    local_server.time_scale = 600
     with use_clock(local_server.clock):
         yield local_server
     local_server.time_scale = scale
@@ -266,6 +274,116 @@ async def test_unreachable_queue_falls_back_to_polling_and_says_so_once(
     warnings = [r.getMessage() for r in caplog.records if "cannot be read" in r.getMessage()]
     per_trigger = [w for w in warnings if execution_id in w]
     assert len(per_trigger) == 1 and "polling instead" in per_trigger[0]
+
+
+async def wait_for_line(caplog: pytest.LogCaptureFixture, text: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(text in line for line in trigger_lines(caplog)):
+        assert time.monotonic() < deadline, f"never logged {text!r}: {trigger_lines(caplog)}"
+        await asyncio.sleep(0.1)
+
+
+def feed_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == feed_module.__name__ and r.levelno >= logging.WARNING
+    ]
+
+
+async def test_a_queue_created_late_is_used_without_a_restart(
+    fast: LocalAutomationServer,
+    aws_conn_env: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The queue does not exist yet: the watch polls, the feed keeps trying it (bounded backoff), and once
+    an administrator creates it the watch goes back to events and ends by one; each change is said once."""
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setattr(feed_module, "RECHECK_FIRST_S", 0.2)
+    monkeypatch.setattr(feed_module, "RECHECK_MAX_S", 0.5)
+    name = f"late-{uuid.uuid4().hex[:10]}"
+    queue_url = f"{fast.endpoint_url}/{fast.account_id}/{name}"
+    execution_id = start(fast)
+    watching = asyncio.ensure_future(
+        watch(fast, execution_id, events_queue_url=queue_url, events_safety_delay=3600)
+    )
+    await wait_for_line(caplog, "polling instead")
+    from airflow_ssm_delegate.connection import ConnectionSettings
+    from airflow_ssm_delegate.triggers.events import get_feed
+
+    feed = get_feed(queue_url, ConnectionSettings())
+    tried = feed.calls
+    await asyncio.sleep(1.5)
+    assert feed.calls > tried  # still trying in the background
+    created = route_events_to_queue(client_for(fast, "events"), client_for(fast, "sqs"), name, rule_name=name)
+    assert created == queue_url
+    event = await asyncio.wait_for(watching, timeout=120)
+    await feed.close()
+    assert event["status"] == "success"
+    lines = trigger_lines(caplog)
+    assert sum("polling instead" in line for line in lines) == 1
+    assert sum("read again" in line for line in lines) == 1
+    assert any(f"{execution_id} ended Success (noticed by its event)" in line for line in lines)
+    warnings = feed_warnings(caplog)  # however many attempts failed: one line each way
+    assert len(warnings) == 2, warnings
+    assert "cannot be read" in warnings[0] and "read again" in warnings[1]
+
+
+async def test_rights_granted_late_bring_the_events_back_to_every_watcher(
+    fast: LocalAutomationServer, events_queue: str, new_user: Callable[..., dict[str, str]]
+) -> None:
+    """Credentials without sqs rights: each watcher (also one joining meanwhile) is told once that the queue
+    cannot be read, the feed keeps trying, and once the right is granted each is told once, then gets its
+    events."""
+    from airflow_ssm_delegate.iam_compile import events_consumer_statement
+
+    sqs = client_for(fast, "sqs")
+    queue_arn = sqs.get_queue_attributes(QueueUrl=events_queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    creds = new_user([])
+    user = client_for(fast, "sts", creds).get_caller_identity()["Arn"].rsplit("/", 1)[-1]
+    feed = EventFeed(
+        events_queue,
+        lambda: client_for(fast, "sqs", creds),
+        wait_time_seconds=1,
+        recheck_delay=0.1,
+        max_recheck_delay=0.4,
+    )
+    execution_id = start(fast)
+    early = feed.watch(execution_id)
+    told = await asyncio.wait_for(early.get(), timeout=30)
+    assert isinstance(told, QueueUnreachable) and "AccessDenied" in told.reason, told
+    late = feed.watch(execution_id)
+    assert isinstance(late.get_nowait(), QueueUnreachable)
+    tried = feed.calls
+    while feed.calls < tried + 3:  # a few more refused attempts: nobody is told again
+        await asyncio.sleep(0.1)
+    assert early.empty() and late.empty()
+    client_for(fast, "iam").put_user_policy(
+        UserName=user,
+        PolicyName="watch-automation-events",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [events_consumer_statement(queue_arn)]}
+        ),
+    )
+    for inbox in (early, late):
+        assert isinstance(await asyncio.wait_for(inbox.get(), timeout=30), QueueReachable)
+        news = await asyncio.wait_for(inbox.get(), timeout=60)
+        assert not isinstance(news, (QueueUnreachable, QueueReachable)), news
+        assert news.execution_id == execution_id
+        news.done()
+    assert feed.unreachable is None
+    feed.leave(late)
+    # stopped, and read to its last event: no event of it reaches the queues of the tests that follow
+    client_for(fast, "ssm").stop_automation_execution(AutomationExecutionId=execution_id)
+    while not (isinstance(news, News) and not news.is_step and news.status == "Cancelled"):
+        news = await asyncio.wait_for(early.get(), timeout=60)
+        if isinstance(news, News):
+            news.done()
+    feed.leave(early)
+    await feed.close()
 
 
 def _step_event(execution_id: str, step: str, status: str, when: datetime, **detail: Any) -> str:
@@ -471,14 +589,13 @@ async def test_the_consumer_needs_only_receive_and_delete(
 ) -> None:
     """The statement the README gives the connection's identity (sqs:ReceiveMessage, sqs:DeleteMessage) is
     enough: events are received, and deleted once applied (DeleteMessageBatch needs sqs:DeleteMessage)."""
-    from airflow_ssm_delegate.local.events import consumer_statement
-    from airflow_ssm_delegate.triggers.events import EventFeed
+    from airflow_ssm_delegate.iam_compile import events_consumer_statement
 
     sqs = client_for(fast, "sqs")
     queue_arn = sqs.get_queue_attributes(QueueUrl=events_queue, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
-    creds = new_user([consumer_statement(queue_arn)])
+    creds = new_user([events_consumer_statement(queue_arn)])
     execution_id = start(fast)
     feed = EventFeed(events_queue, lambda: client_for(fast, "sqs", creds), wait_time_seconds=1)
     inbox = feed.watch(execution_id)

@@ -30,6 +30,8 @@ import queue
 import threading
 from typing import TYPE_CHECKING, Any
 
+from airflow_ssm_delegate.iam_compile import events_consumer_statement
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
@@ -207,21 +209,6 @@ def route_events_to_queue(events: Any, sqs: Any, name: str, *, rule_name: str | 
     return queue_url
 
 
-#: What the queue's consumer needs (IAM): receive and delete (DeleteMessageBatch is authorised as
-#: sqs:DeleteMessage); GetQueueAttributes is not used.
-CONSUMER_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage")
-
-
-def consumer_statement(queue_arn: str) -> dict[str, Any]:
-    """The IAM statement the Airflow connection's identity needs to watch by events."""
-    return {
-        "Sid": "WatchAutomationEvents",
-        "Effect": "Allow",
-        "Action": list(CONSUMER_ACTIONS),
-        "Resource": queue_arn,
-    }
-
-
 def connection_env_with_queue(env: dict[str, str], conn_id: str, queue_url: str) -> dict[str, str]:
     """``env``'s ``AIRFLOW_CONN_<ID>`` JSON connection with the ``events_queue_url`` extra set."""
     key = f"AIRFLOW_CONN_{conn_id.upper()}"
@@ -231,11 +218,14 @@ def connection_env_with_queue(env: dict[str, str], conn_id: str, queue_url: str)
 
 
 def grant_consumer(iam: Any, user_arn: str, queue_url: str, sqs: Any) -> None:
-    """Let the IAM user ``user_arn`` consume the events queue (the local demo's operator)."""
+    """Let the IAM user ``user_arn`` consume the events queue (the local demo's operator).
+
+    The statement is the one ``iam --events-queue-arn`` compiles (one source for what the consumer calls).
+    """
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
-    document = {"Version": "2012-10-17", "Statement": [consumer_statement(queue_arn)]}
+    document = {"Version": "2012-10-17", "Statement": [events_consumer_statement(queue_arn)]}
     iam.put_user_policy(
         UserName=user_arn.rsplit("/", 1)[-1],
         PolicyName="watch-automation-events",

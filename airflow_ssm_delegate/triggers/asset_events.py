@@ -16,7 +16,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_ssm_delegate.connection import ConnectionSettings
-from airflow_ssm_delegate.triggers.events import News, QueueUnreachable, get_feed, queue_url_from_connection
+from airflow_ssm_delegate.triggers.events import (
+    News,
+    QueueReachable,
+    QueueUnreachable,
+    get_feed,
+    queue_url_from_connection,
+)
 
 try:  # Airflow 3.0+: event triggers (AssetWatcher) derive from BaseEventTrigger
     from airflow.triggers.base import BaseEventTrigger, TriggerEvent
@@ -83,10 +89,18 @@ class SsmAutomationEndedTrigger(BaseEventTrigger):
         try:
             while True:
                 news = await inbox.get()
-                if isinstance(news, QueueUnreachable):
-                    raise RuntimeError(
-                        f"The Automation events queue {queue_url} cannot be read: {news.reason}"
+                if isinstance(news, QueueUnreachable):  # nothing to poll instead: wait for the feed's retry
+                    self.log.warning(
+                        "The Automation events queue %s cannot be read (%s): no %s event is seen until it "
+                        "can be (the triggerer keeps trying it).",
+                        queue_url,
+                        news.reason,
+                        self.definition,
                     )
+                    continue
+                if isinstance(news, QueueReachable):
+                    self.log.warning("The Automation events queue %s is read again.", queue_url)
+                    continue
                 key = (news.execution_id, news.status)
                 if key not in seen:
                     seen.add(key)

@@ -52,6 +52,11 @@ STALE_AFTER_S = 300.0
 APPLY_TIMEOUT_S = 60.0
 #: Failures in a row (throttling, connection trouble) before the queue is declared unreachable.
 MAX_FAILURES = 3
+#: While unreachable, the queue is tried again after this long, doubling up to ``RECHECK_MAX_S`` (seconds):
+#: a queue created late or a right granted late is noticed without a triggerer restart, and a queue that
+#: stays gone costs one call every few minutes.
+RECHECK_FIRST_S = 5.0
+RECHECK_MAX_S = 300.0
 #: The connection extra an administrator sets to make every watch event-driven.
 CONNECTION_EXTRA = "events_queue_url"
 _EVENT_TIME_FORMAT = "%b %d, %Y %I:%M:%S %p"
@@ -86,6 +91,14 @@ class QueueUnreachable:
     """Handed to the watchers when the queue cannot be read: they poll instead."""
 
     reason: str
+
+
+@dataclass(frozen=True)
+class QueueReachable:
+    """Handed to the watchers when a queue that could not be read is read again: events flow again."""
+
+
+FeedItem = News | QueueUnreachable | QueueReachable
 
 
 def parse_event_time(text: Any) -> datetime | None:
@@ -144,35 +157,41 @@ class EventFeed:
         *,
         wait_time_seconds: int = WAIT_TIME_SECONDS,
         retry_delay: float = 1.0,
+        recheck_delay: float | None = None,
+        max_recheck_delay: float | None = None,
     ) -> None:
         self.queue_url = queue_url
         self._client_factory = client_factory
         self._client: Any = None
         self._wait = wait_time_seconds
         self._retry_delay = retry_delay
-        self._watchers: dict[str, list[asyncio.Queue[News | QueueUnreachable]]] = {}
-        self._listeners: list[tuple[Callable[[News], bool], asyncio.Queue[News | QueueUnreachable]]] = []
+        self._recheck_delay = RECHECK_FIRST_S if recheck_delay is None else recheck_delay
+        self._max_recheck_delay = RECHECK_MAX_S if max_recheck_delay is None else max_recheck_delay
+        self._rechecks = 0  # failed attempts since the queue became unreachable
+        self._watchers: dict[str, list[asyncio.Queue[FeedItem]]] = {}
+        self._listeners: list[tuple[Callable[[News], bool], asyncio.Queue[FeedItem]]] = []
         self._driver: asyncio.Task[None] | None = None
         self.unreachable: str | None = None
         self.calls = 0  # SQS requests sent (ReceiveMessage, DeleteMessageBatch)
 
     # -- subscribing ------------------------------------------------------------------------------
 
-    def watch(self, execution_id: str) -> asyncio.Queue[News | QueueUnreachable]:
-        """A queue of this execution's events (a QueueUnreachable if the queue cannot be read)."""
-        inbox: asyncio.Queue[News | QueueUnreachable] = asyncio.Queue()
+    def watch(self, execution_id: str) -> asyncio.Queue[FeedItem]:
+        """A queue of this execution's events; a QueueUnreachable when the queue cannot be read (poll
+        meanwhile), a QueueReachable when it is read again."""
+        inbox: asyncio.Queue[FeedItem] = asyncio.Queue()
         self._watchers.setdefault(execution_id, []).append(inbox)
         self._started(inbox)
         return inbox
 
-    def listen(self, predicate: Callable[[News], bool]) -> asyncio.Queue[News | QueueUnreachable]:
+    def listen(self, predicate: Callable[[News], bool]) -> asyncio.Queue[FeedItem]:
         """A queue of every event ``predicate`` accepts, whichever execution it is about."""
-        inbox: asyncio.Queue[News | QueueUnreachable] = asyncio.Queue()
+        inbox: asyncio.Queue[FeedItem] = asyncio.Queue()
         self._listeners.append((predicate, inbox))
         self._started(inbox)
         return inbox
 
-    def leave(self, inbox: asyncio.Queue[News | QueueUnreachable]) -> None:
+    def leave(self, inbox: asyncio.Queue[FeedItem]) -> None:
         """Stop handing events to ``inbox`` (a trigger that fired or was cancelled)."""
         for execution_id, inboxes in list(self._watchers.items()):
             if inbox in inboxes:
@@ -185,10 +204,9 @@ class EventFeed:
             if isinstance(news, News):
                 news.done()
 
-    def _started(self, inbox: asyncio.Queue[News | QueueUnreachable]) -> None:
+    def _started(self, inbox: asyncio.Queue[FeedItem]) -> None:
         if self.unreachable is not None:
             inbox.put_nowait(QueueUnreachable(self.unreachable))
-            return
         if self._driver is None or self._driver.done():
             self._driver = asyncio.get_running_loop().create_task(self._drive(), name="ssm-automation-events")
 
@@ -199,18 +217,27 @@ class EventFeed:
         while self._watchers or self._listeners:
             try:
                 messages = await self._receive()
-                failures = 0
             except Exception as exc:
                 failures += 1
-                if is_transient(exc) and failures < MAX_FAILURES:
+                if self.unreachable is None and is_transient(exc) and failures < MAX_FAILURES:
                     await asyncio.sleep(self._retry_delay * 2 ** (failures - 1))
                     continue
-                self._give_up(exc)
-                return
+                self._unreachable_now(exc)
+                await asyncio.sleep(self._next_recheck())
+                continue
+            failures = 0
+            if self.unreachable is not None:
+                self._reachable_again()
             # settle this batch before the next receive: an in-flight message makes the next long poll
             # return at once (and moto's spin), and deletes go ten to a call
             handled = [self._handle(message) for message in messages]
             await self._settle([item for item in handled if item is not None])
+
+    def _next_recheck(self) -> float:
+        """Bounded exponential backoff between attempts while the queue is unreachable."""
+        delay = min(self._max_recheck_delay, self._recheck_delay * 2**self._rechecks)
+        self._rechecks += 1
+        return delay
 
     def _handle(self, message: dict[str, Any]) -> tuple[str, list[asyncio.Future[None]]] | None:
         """Hand one message to whoever watches it: (receipt handle, their applied futures) to delete it
@@ -275,19 +302,37 @@ class EventFeed:
         client = self._client
         return await asyncio.to_thread(lambda: getattr(client, method)(**kwargs))
 
-    def _give_up(self, exc: BaseException) -> None:
+    def _unreachable_now(self, exc: BaseException) -> None:
+        """Tell everyone once that the queue cannot be read; later failures only go to the debug log."""
+        if self.unreachable is not None:
+            log.debug("The Automation events queue %s still cannot be read: %s", self.queue_url, exc)
+            return
         self.unreachable = f"{type(exc).__name__}: {exc}"
         log.warning(
-            "The Automation events queue %s cannot be read (%s): the watches fall back to polling.",
+            "The Automation events queue %s cannot be read (%s): the watches fall back to polling; "
+            "trying it again every %g s at most.",
+            self.queue_url,
+            self.unreachable,
+            self._max_recheck_delay,
+        )
+        self._tell_all(QueueUnreachable(self.unreachable))
+
+    def _reachable_again(self) -> None:
+        log.warning(  # a warning, as the fall-back was: whoever saw one should see the other
+            "The Automation events queue %s is read again (it could not be: %s): the watches use its events.",
             self.queue_url,
             self.unreachable,
         )
-        gone = QueueUnreachable(self.unreachable)
+        self.unreachable = None
+        self._rechecks = 0
+        self._tell_all(QueueReachable())
+
+    def _tell_all(self, item: QueueUnreachable | QueueReachable) -> None:
         for inboxes in self._watchers.values():
             for inbox in inboxes:
-                inbox.put_nowait(gone)
+                inbox.put_nowait(item)
         for _, inbox in self._listeners:
-            inbox.put_nowait(gone)
+            inbox.put_nowait(item)
 
     async def close(self) -> None:
         """Stop consuming (tests)."""

@@ -1,8 +1,9 @@
 """One trigger's watch loop: news from the events queue when there is one, the batched poll otherwise.
 
 Each round waits for whichever comes first: an event about the execution (``triggers.events``) or the
-next status poll (``triggers.poller``). Without a queue — or once it proves unreachable — only polls
-come, every ``waiter_delay`` or less often while the runbook provably cannot end (``polling``).
+next status poll (``triggers.poller``). Without a queue — or while it is unreachable — only polls
+come, every ``waiter_delay`` or less often while the runbook provably cannot end (``polling``); the feed
+keeps trying the queue and says when events flow again, and the watch goes back to them.
 
 With a queue, the poll is a slow safety net: events are best effort, so the watch still polls, but only
 at the time the runbook could first have ended (the same step-aware lower bound), and never more often
@@ -26,14 +27,14 @@ from typing import TYPE_CHECKING, Any
 from airflow_ssm_delegate.clocks import settings_scale
 from airflow_ssm_delegate.polling import ExecutionWatch, PollSchedule, execution_status
 from airflow_ssm_delegate.status import TERMINAL_STATUSES
-from airflow_ssm_delegate.triggers.events import News, QueueUnreachable
+from airflow_ssm_delegate.triggers.events import News, QueueReachable, QueueUnreachable
 from airflow_ssm_delegate.triggers.progress import APPROVE, StepProgress
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from airflow_ssm_delegate.documents.model import Runbook
-    from airflow_ssm_delegate.triggers.events import EventFeed
+    from airflow_ssm_delegate.triggers.events import EventFeed, FeedItem
     from airflow_ssm_delegate.triggers.poller import BatchedPoller
 
 #: The safety net's cap while events flow: someone stopping the execution is an event too.
@@ -74,7 +75,8 @@ class ExecutionMonitor:
         self.settings = settings
         self.log = log
         self.progress = StepProgress(log, execution_id, clock=poller.clock)
-        self._inbox: asyncio.Queue[News | QueueUnreachable] | None = None
+        self._inbox: asyncio.Queue[FeedItem] | None = None
+        self._events_flow = True  # False while the feed says its queue cannot be read
         self._watch = self._new_watch()
         self._runbook: Runbook | None = None
         self._metadata: dict[str, Any] = {}
@@ -86,11 +88,11 @@ class ExecutionMonitor:
 
     @property
     def by_events(self) -> bool:
-        return self._inbox is not None
+        return self._inbox is not None and self._events_flow
 
     def _new_watch(self) -> ExecutionWatch:
         schedule = self.settings.schedule
-        if self.feed is not None and self.feed.unreachable is None:
+        if self.by_events:
             # The safety net looks one safety delay *after* the earliest possible end (a negative
             # margin): by then an event should have come, so a poll then means events were lost.
             delay = max(self.settings.events_safety_delay, schedule.waiter_delay)
@@ -100,6 +102,7 @@ class ExecutionMonitor:
     async def run(self) -> dict[str, Any]:
         if self.feed is not None:
             self._inbox = self.feed.watch(self.execution_id)  # before the first poll: no event is missed
+            self._watch = self._new_watch()  # the safety net's pace
             self.log.info(
                 "Watching automation execution %s by its events (queue %s); polling only as a safety net.",
                 self.execution_id,
@@ -130,14 +133,8 @@ class ExecutionMonitor:
                 checks = self.settings.waiter_max_attempts
                 if checks is not None and self.polls >= checks:
                     raise GaveUp(execution_status(news, self.execution_id), self.polls)
-            elif isinstance(news, QueueUnreachable):
-                self.log.warning(
-                    "The events queue cannot be read (%s): watching %s by polling instead.",
-                    news.reason,
-                    self.execution_id,
-                )
-                self._inbox = None
-                self._watch = self._new_watch()
+            elif isinstance(news, (QueueUnreachable, QueueReachable)):
+                self._events_flowing(news)
             else:
                 ended = await self._apply_event(news)
                 news.done()
@@ -147,7 +144,23 @@ class ExecutionMonitor:
             due_at = poller.due_in(await self._delay(first))
             first = first and not isinstance(news, dict)
 
-    async def _next(self, due_at: datetime) -> dict[str, Any] | News | QueueUnreachable:
+    def _events_flowing(self, news: QueueUnreachable | QueueReachable) -> None:
+        """Switch between events and polling as the feed says (once per change: the feed says it once)."""
+        flowing = isinstance(news, QueueReachable)
+        if flowing == self._events_flow:
+            return
+        self._events_flow = flowing
+        if isinstance(news, QueueUnreachable):
+            self.log.warning(
+                "The events queue cannot be read (%s): watching %s by polling instead until it can.",
+                news.reason,
+                self.execution_id,
+            )
+        else:
+            self.log.warning("The events queue is read again: watching %s by its events.", self.execution_id)
+        self._watch = self._new_watch()
+
+    async def _next(self, due_at: datetime) -> dict[str, Any] | FeedItem:
         """The next poll answer or event, whichever comes first.
 
         A poll already due (perhaps in flight) is kept across events rather than asked again.
