@@ -161,3 +161,27 @@ def test_corpus_runbook_with_a_parameter_store_default_starts_with_the_stored_ke
     topic = "arn:aws:sns:us-east-1:123456789012:corpus9-topic"
     parameters = started_parameters(ssm, name, {"AutomationAssumeRole": [role], "TopicArn": [topic]})
     assert parameters["KmsKeyArn"] == [key_arn]
+
+
+WINDOWS_2016 = "/aws/service/ami-windows-latest/Windows_Server-2016-English-Full-Base"
+
+
+def test_aws_public_windows_ami_parameter_is_the_newest_emulated_image(
+    ssm: Any, boto_client: Callable[..., Any]
+) -> None:
+    """AWS-CreateManagedWindowsInstance's AmiId default; moto carries no ami-windows-latest parameters."""
+    images = boto_client("ec2").describe_images(
+        Owners=["amazon"], Filters=[{"Name": "name", "Values": ["Windows_Server-2016-English-Full-Base-*"]}]
+    )["Images"]
+    newest = max(images, key=lambda image: image["Name"])["ImageId"]
+    assert ssm.get_parameter(Name=WINDOWS_2016)["Parameter"]["Value"] == newest
+    name = runbook(ssm, {"AmiId": {"type": "String", "default": f"{{{{ssm:{WINDOWS_2016}}}}}"}})
+    assert started_parameters(ssm, name)["AmiId"] == [newest]
+
+
+def test_a_public_windows_ami_parameter_no_emulated_image_has_is_not_found(ssm: Any) -> None:
+    absent = "/aws/service/ami-windows-latest/Windows_Server-1999-Klingon-Full-Base"
+    assert error_of(lambda: ssm.get_parameter(Name=absent))["Code"] == "ParameterNotFound"
+    name = runbook(ssm, {"AmiId": {"type": "String", "default": f"{{{{ssm:{absent}}}}}"}})
+    error = error_of(lambda: ssm.start_automation_execution(DocumentName=name))
+    assert error["Code"] == PARAMETER_ERROR and absent in error["Message"]

@@ -26,6 +26,7 @@ from airflow_ssm_delegate.local.authz import AccessDenied, RequestGuard, caller_
 from airflow_ssm_delegate.local.errors import AutomationApiError
 from airflow_ssm_delegate.local.lambda_invoke import invoke_function
 from airflow_ssm_delegate.local.principals import AuthenticationError
+from airflow_ssm_delegate.local.public_params import provide_public_parameters
 from airflow_ssm_delegate.local.simulate import simulate_custom_policy, simulate_principal_policy
 from airflow_ssm_delegate.local.wire import (
     AwsRequest,
@@ -145,6 +146,11 @@ class Gateway:
         ):
             return self._automation(
                 request, caller_for(principal, request, self.guard.policies.scope.account_id)
+            )
+        if request.service == "ssm" and request.operation:  # AWS's public AMI parameters moto lacks
+            scope = self.guard.policies.scope
+            provide_public_parameters(
+                request.operation, request.params, scope.account_id, request.region or scope.region
             )
         return None
 
