@@ -82,6 +82,7 @@ def _iam(args: argparse.Namespace) -> int:
             args.files,
             names,
             args.events_queue_arn,
+            administration_role_name=args.administration_role_name,
         )
     except PolicyFileError as exc:
         raise CommandError(str(exc)) from exc
@@ -146,6 +147,13 @@ def _add_iam(commands: Any) -> None:
         metavar="QUEUE_ARN",
         help="the events queue (the connection's events_queue_url extra): adds sqs:ReceiveMessage and "
         "sqs:DeleteMessage on it for watching by events",
+    )
+    parser.add_argument(
+        "--administration-role-name",
+        default="AWS-SystemsManager-AutomationAdministrationRole",
+        type=_matching(r"[\w+=,.@-]{1,64}", "an IAM role name"),
+        help="the role TargetLocations starts run as (AutomationAssumeRole), for runbooks whose fan_out "
+        "reaches other accounts or regions (default: %(default)s)",
     )
     # Refused with a pointer to --policy (they were a second source of truth beside the policy file).
     parser.add_argument("--role-name", help=argparse.SUPPRESS)

@@ -225,6 +225,11 @@ def statement(
     return statement
 
 
+def merge_grants(grants: Sequence[Grant]) -> list[dict[str, Any]]:
+    """Statements for ``grants`` (see ``_merge``), for modules that build other roles' policies."""
+    return _merge(grants)
+
+
 def _merge(grants: Sequence[Grant]) -> list[dict[str, Any]]:
     """One statement per (resources, condition), actions unioned; Sids say what the statement is for."""
     merged: dict[tuple[tuple[str, ...], str], set[str]] = {}

@@ -38,6 +38,12 @@ from airflow_ssm_delegate.iam import (
     service_role_policies,
     statement,
 )
+from airflow_ssm_delegate.iam_locations import (
+    ADMINISTRATION_ROLE_NAME,
+    located_rules,
+    multi_account_policies,
+    runbooks_by_name,
+)
 from airflow_ssm_delegate.policy import (
     AUDIT_TAG_KEYS,
     RULE_PARAMETERS,
@@ -332,12 +338,17 @@ def compile_policies(
     runbook_files: Sequence[str | Path] = (),
     names: Mapping[str, str] | None = None,
     events_queue_arn: str | None = None,
+    *,
+    administration_role_name: str = ADMINISTRATION_ROLE_NAME,
 ) -> CompiledPolicies:
     """All policies for ``policy``: the operator's, the author's, and the service role's for the files.
 
     A runbook file's document name is its file stem unless ``names`` maps the path (as given) to another;
     it must be a runbook the policy lists. Raises :class:`CompileError` otherwise. ``events_queue_arn``
     (the queue the connection's ``events_queue_url`` extra names) adds the events consumer's rights.
+    Runbooks whose ``fan_out`` reaches other accounts or regions add the administration and execution
+    roles' policies (``iam_locations``; ``administration_role_name`` is the role TargetLocations starts
+    run as).
     """
     operator, gaps = compile_operator_policy(policy, scope)
     if events_queue_arn is not None:
@@ -360,4 +371,9 @@ def compile_policies(
         policies.update(service_role_policies(list(by_name.values()), scope))
     policies["operator_policy"] = operator
     policies["author_policy"] = author_policy(own, scope) if own else policy_document([])
+    rules = [policy.documents[name] for name in listed] if policy.documents else []
+    runbooks = runbooks_by_name(runbook_files, names) if located_rules(rules) else {}
+    located, role_gaps = multi_account_policies(rules, scope, runbooks, administration_role_name)
+    policies.update(located)
+    gaps.extend(Gap("fan-out-roles", gap.detail, gap.covered_by, gap.document) for gap in role_gaps)
     return CompiledPolicies(policies, tuple(gaps))
