@@ -148,10 +148,10 @@ class Gateway:
                 request, caller_for(principal, request, self.guard.policies.scope.account_id)
             )
         if request.service == "ssm" and request.operation:  # AWS's public AMI parameters moto lacks
-            scope = self.guard.policies.scope
-            provide_public_parameters(
-                request.operation, request.params, scope.account_id, request.region or scope.region
-            )
+            scope = self.guard.policies.scope  # in the caller's own account and Region, as moto reads them
+            if principal is not None:
+                scope = request_scope(request, principal, scope)
+            provide_public_parameters(request.operation, request.params, scope.account_id, scope.region)
         return None
 
     def _execution_tags(self, arn: str) -> dict[str, str]:
