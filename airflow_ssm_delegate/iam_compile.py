@@ -220,8 +220,8 @@ def _fan_out_gaps(rule: DocumentRule) -> list[Gap]:
                     "fan-out",
                     f"IAM has no condition key for the fan-out of a start ({', '.join(bounds)}).",
                     f"{covered}; for accounts and execution role names also the Automation administration "
-                    "role's sts:AssumeRole, which the administrator limits to arn:aws:iam::ACCOUNT:role/NAME "
-                    "of the allowed accounts and names (not compiled by this command).",
+                    "role's sts:AssumeRole, limited to arn:aws:iam::ACCOUNT:role/NAME of the allowed "
+                    "accounts and names (administration_role_policy, compiled here when fan_out lists them).",
                     rule.document,
                 )
             )

@@ -370,8 +370,8 @@ def test_fan_out_bounds_and_required_alarm_are_listed_as_gaps(
         "not enforced by IAM: [fan-out] Fleet: IAM has no condition key for the fan-out of a start "
         "(accounts, regions, max_errors). Covered instead by: the provider's check before the start (rule "
         "names as in its refusal); for accounts and execution role names also the Automation administration "
-        "role's sts:AssumeRole, which the administrator limits to arn:aws:iam::ACCOUNT:role/NAME of the "
-        "allowed accounts and names (not compiled by this command)."
+        "role's sts:AssumeRole, limited to arn:aws:iam::ACCOUNT:role/NAME of the allowed accounts and names "
+        "(administration_role_policy, compiled here when fan_out lists them)."
     ]
     assert "[alarm-required] Fleet: IAM cannot require AlarmConfiguration (alarm fleet-errors)" in err
     assert "Plain: IAM has no condition key for the fan-out" not in err
