@@ -150,10 +150,10 @@ def _add_iam(commands: Any) -> None:
     )
     parser.add_argument(
         "--administration-role-name",
-        default="AWS-SystemsManager-AutomationAdministrationRole",
         type=_matching(r"[\w+=,.@-]{1,64}", "an IAM role name"),
-        help="the role TargetLocations starts run as (AutomationAssumeRole), for runbooks whose fan_out "
-        "reaches other accounts or regions (default: %(default)s)",
+        help="the role TargetLocations starts run as (their AutomationAssumeRole), for runbooks whose "
+        "fan_out reaches other accounts or regions (default: the runbook's default_role, else "
+        "AWS-SystemsManager-AutomationAdministrationRole)",
     )
     # Refused with a pointer to --policy (they were a second source of truth beside the policy file).
     parser.add_argument("--role-name", help=argparse.SUPPRESS)

@@ -39,7 +39,6 @@ from airflow_ssm_delegate.iam import (
     statement,
 )
 from airflow_ssm_delegate.iam_locations import (
-    ADMINISTRATION_ROLE_NAME,
     located_rules,
     multi_account_policies,
     runbooks_by_name,
@@ -339,7 +338,7 @@ def compile_policies(
     names: Mapping[str, str] | None = None,
     events_queue_arn: str | None = None,
     *,
-    administration_role_name: str = ADMINISTRATION_ROLE_NAME,
+    administration_role_name: str | None = None,
 ) -> CompiledPolicies:
     """All policies for ``policy``: the operator's, the author's, and the service role's for the files.
 
@@ -347,8 +346,8 @@ def compile_policies(
     it must be a runbook the policy lists. Raises :class:`CompileError` otherwise. ``events_queue_arn``
     (the queue the connection's ``events_queue_url`` extra names) adds the events consumer's rights.
     Runbooks whose ``fan_out`` reaches other accounts or regions add the administration and execution
-    roles' policies (``iam_locations``; ``administration_role_name`` is the role TargetLocations starts
-    run as).
+    roles' policies (``iam_locations``; ``administration_role_name``: the role TargetLocations starts run
+    as, by default each runbook's ``default_role``).
     """
     operator, gaps = compile_operator_policy(policy, scope)
     if events_queue_arn is not None:

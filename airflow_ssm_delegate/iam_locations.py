@@ -82,16 +82,21 @@ def multi_account_policies(
     rules: Sequence[DocumentRule],
     scope: Scope,
     runbooks: Mapping[str, Runbook],
-    administration_role_name: str = ADMINISTRATION_ROLE_NAME,
+    administration_role_name: str | None = None,
 ) -> tuple[dict[str, Any], list[RoleGap]]:
     """The four new policies (keys as in the module docstring) and what they leave to other checks.
 
     ``runbooks`` maps document names to parsed runbooks (the ``iam`` command's FILE arguments): their steps
-    make up the execution role's permissions; a located rule without its runbook file is a gap.
+    make up the execution role's permissions; a located rule without its runbook file is a gap. The
+    administration role is the one a TargetLocations start runs as (its AutomationAssumeRole):
+    ``administration_role_name`` in this account when given, else the rule's ``default_role``, else AWS's
+    default name.
     """
     accounts: dict[str, _Account] = {}
     gaps: list[RoleGap] = []
+    admins: set[str] = set()
     for rule in located_rules(rules):
+        admins.add(_administration_role(rule, scope, administration_role_name))
         assert rule.fan_out is not None
         names = rule.fan_out.execution_role_names or (DEFAULT_EXECUTION_ROLE_NAME,)
         listed = rule.fan_out.accounts
@@ -117,7 +122,7 @@ def multi_account_policies(
             )
     if not accounts:
         return {}, gaps
-    admin_arn = f"arn:aws:iam::{scope.account}:role/{administration_role_name}"
+    principal = sorted(admins) if len(admins) > 1 else next(iter(admins))
     policies = {
         "administration_role_trust_policy": trust_policy(scope),
         "administration_role_policy": _administration_policy(accounts),
@@ -126,7 +131,7 @@ def multi_account_policies(
                 {
                     "Sid": "TheAdministrationRoleOnly",
                     "Effect": "Allow",
-                    "Principal": {"AWS": admin_arn},
+                    "Principal": {"AWS": principal},
                     "Action": "sts:AssumeRole",
                 }
             ]
@@ -136,6 +141,13 @@ def multi_account_policies(
         },
     }
     return policies, gaps
+
+
+def _administration_role(rule: DocumentRule, scope: Scope, name: str | None) -> str:
+    default = rule.default_role
+    if name is None and default and "*" not in default and "?" not in default:
+        return default
+    return f"arn:aws:iam::{scope.account}:role/{name or ADMINISTRATION_ROLE_NAME}"
 
 
 def _administration_policy(accounts: Mapping[str, _Account]) -> dict[str, Any]:

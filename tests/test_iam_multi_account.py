@@ -33,12 +33,13 @@ def compile_iam(
     fan_out: dict[str, Any],
     *extra: str,
     runbook: dict[str, Any] | None = PROBE,
+    default_role: str | None = None,
 ) -> tuple[dict[str, Any], str]:
-    admin_arn = f"arn:aws:iam::{HOME}:role/*"
+    rule: dict[str, Any] = {"roles": [f"arn:aws:iam::{HOME}:role/*"], "version": 1, "fan_out": fan_out}
+    if default_role:
+        rule["default_role"] = default_role
     policy = tmp_path / "delegation-policy.yaml"
-    policy.write_text(
-        yaml.safe_dump({"documents": {document: {"roles": [admin_arn], "version": 1, "fan_out": fan_out}}})
-    )
+    policy.write_text(yaml.safe_dump({"documents": {document: rule}}))
     files: list[str] = []
     if runbook is not None:
         path = tmp_path / "probe.json"
@@ -89,6 +90,27 @@ def test_administration_role_may_assume_exactly_the_allowed_execution_roles(
         }
     ]
     assert "[fan-out-roles]" not in err
+
+
+@pytest.mark.parametrize(
+    ("option", "default_role", "expected"),
+    [
+        ((), None, "AWS-SystemsManager-AutomationAdministrationRole"),  # AWS's documented default
+        ((), f"arn:aws:iam::{HOME}:role/Runner", "Runner"),  # the runbook's AutomationAssumeRole
+        (("--administration-role-name", "Central"), f"arn:aws:iam::{HOME}:role/Runner", "Central"),
+    ],
+)
+def test_the_administration_role_is_the_role_the_start_runs_as(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    option: tuple[str, ...],
+    default_role: str | None,
+    expected: str,
+) -> None:
+    fan_out = {"accounts": ["111122223333"]}
+    policies, _ = compile_iam(tmp_path, capsys, "Fleet", fan_out, *option, default_role=default_role)
+    trust = policies["execution_role_trust_policy"]["Statement"][0]
+    assert trust["Principal"] == {"AWS": f"arn:aws:iam::{HOME}:role/{expected}"}
 
 
 def test_execution_role_policies_hold_the_steps_in_the_allowed_regions_per_account(
