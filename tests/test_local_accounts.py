@@ -408,3 +408,30 @@ def test_executions_start_in_the_runtime_account_and_region_only(local_server: L
     error = error_of(lambda: other.start_automation_execution(DocumentName=document))
     assert error["Code"] == "UnsupportedOperation"
     assert f"account {local_server.account_id}, Region {local_server.region}" in error["Message"]
+
+
+def test_an_execute_automation_step_runs_its_child_across_locations(
+    local_server: LocalAutomationServer, roles: dict[str, str]
+) -> None:
+    account_id = new_account()
+    add_execution_role(local_server, account_id, roles)
+    probe = publish(local_server)
+    step = {
+        "name": "everywhere",
+        "action": "aws:executeAutomation",
+        "inputs": {
+            "DocumentName": probe,
+            "RuntimeParameters": {"AutomationAssumeRole": roles["admin"]},
+            "TargetLocations": [
+                {"Accounts": [account_id], "Regions": REGIONS, "ExecutionRoleName": roles["execution_role"]}
+            ],
+        },
+    }
+    outer = publish(local_server, {"schemaVersion": "0.3", "mainSteps": [step]})
+    ssm = client(local_server, "ssm", local_server.admin_credentials)
+    execution = wait(ssm, ssm.start_automation_execution(DocumentName=outer)["AutomationExecutionId"])
+
+    assert execution["AutomationExecutionStatus"] == "Success"
+    located = wait(ssm, execution["StepExecutions"][0]["Outputs"]["ExecutionId"][0])
+    assert located["ParentAutomationExecutionId"] == execution["AutomationExecutionId"]
+    assert [s["StepName"] for s in located["StepExecutions"]] == [f"{account_id}_{r}" for r in REGIONS]

@@ -418,7 +418,7 @@ class AutomationEngine:
             else self.load_document(name, version)  # the runbook as the starting account shares it
         )
         _check_supported_actions(runbook)
-        located = plan_locations(request, runbook, self.account_id, self.region) if parent is None else None
+        located = plan_locations(request, runbook, self.account_id, self.region, nested=placement is not None)
         planned = plan_fan_out(request, runbook) if located is None else None  # Targets: rate control
         runbook = (located or planned or _Unplanned(runbook)).runbook  # without the children's target params
         region = placement.region if placement else None

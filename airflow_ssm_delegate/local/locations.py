@@ -206,13 +206,18 @@ def _refuse(message: str, code: str = INVALID) -> NoReturn:
 
 
 def plan_locations(
-    request: dict[str, Any], runbook: Runbook, account_id: str, region: str
+    request: dict[str, Any], runbook: Runbook, account_id: str, region: str, *, nested: bool = False
 ) -> LocatedPlan | None:
     """None for a start without TargetLocations; else its checked plan, or the API's error naming what is
-    wrong."""
+    wrong (``nested``: started from an execution that itself runs in a target location)."""
     entries = request.get("TargetLocations")
     if entries in (None, []):
         return None
+    if nested:
+        _refuse(
+            "TargetLocations of an aws:executeAutomation step that runs in a target location is not "
+            "supported by the local runtime; start multi-account executions from the starting account."
+        )
     if request.get("Mode", "Auto") != "Auto":
         _refuse("Mode Interactive cannot be used with TargetLocations; each location runs in Auto mode.")
     if not isinstance(entries, list):
