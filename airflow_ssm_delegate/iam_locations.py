@@ -8,7 +8,8 @@ templates). From the runbooks whose rule has ``fan_out`` accounts, regions or ex
 
 - ``administration_role_trust_policy``: ssm.amazonaws.com, for this account's executions only;
 - ``administration_role_policy``: ``sts:AssumeRole`` on exactly the allowed execution role names in exactly
-  the allowed accounts (AWS's template allows that name in every account, ``iam::*``);
+  the allowed accounts (AWS's template allows that name in every account, ``iam::*``), and
+  ``cloudwatch:DescribeAlarms`` on the policy's ``required_alarm`` (the starting execution polls it);
 - ``execution_role_trust_policy``: the administration role of the starting account, and nothing else;
 - ``execution_role_policies``: per target account, the least privilege of those runbooks' steps (as for the
   service role) in the allowed regions, calls on ``"*"`` limited by ``aws:RequestedRegion``, plus what AWS's
@@ -95,8 +96,11 @@ def multi_account_policies(
     accounts: dict[str, _Account] = {}
     gaps: list[RoleGap] = []
     admins: set[str] = set()
+    alarms: set[str] = set()
     for rule in located_rules(rules):
         admins.add(_administration_role(rule, scope, administration_role_name))
+        if rule.required_alarm:  # the starting execution polls it as the administration role
+            alarms.add(f"arn:aws:cloudwatch:{scope.region}:{scope.account}:alarm:{rule.required_alarm}")
         assert rule.fan_out is not None
         names = rule.fan_out.execution_role_names or (DEFAULT_EXECUTION_ROLE_NAME,)
         listed = rule.fan_out.accounts
@@ -125,7 +129,7 @@ def multi_account_policies(
     principal = sorted(admins) if len(admins) > 1 else next(iter(admins))
     policies = {
         "administration_role_trust_policy": trust_policy(scope),
-        "administration_role_policy": _administration_policy(accounts),
+        "administration_role_policy": _administration_policy(accounts, sorted(alarms)),
         "execution_role_trust_policy": policy_document(
             [
                 {
@@ -150,13 +154,16 @@ def _administration_role(rule: DocumentRule, scope: Scope, name: str | None) -> 
     return f"arn:aws:iam::{scope.account}:role/{name or ADMINISTRATION_ROLE_NAME}"
 
 
-def _administration_policy(accounts: Mapping[str, _Account]) -> dict[str, Any]:
+def _administration_policy(accounts: Mapping[str, _Account], alarms: Sequence[str]) -> dict[str, Any]:
     roles = sorted(
         f"arn:aws:iam::{account_id}:role/{name}"
         for account_id, entry in accounts.items()
         for name in entry.role_names
     )
-    return policy_document([statement("AssumeTheExecutionRoles", ["sts:AssumeRole"], roles)])
+    statements = [statement("AssumeTheExecutionRoles", ["sts:AssumeRole"], roles)]
+    if alarms:
+        statements.append(statement("ReadTheRequiredAlarms", ["cloudwatch:DescribeAlarms"], alarms))
+    return policy_document(statements)
 
 
 def _execution_policy(account_id: str, entry: _Account) -> dict[str, Any]:

@@ -34,10 +34,13 @@ def compile_iam(
     *extra: str,
     runbook: dict[str, Any] | None = PROBE,
     default_role: str | None = None,
+    required_alarm: str | None = None,
 ) -> tuple[dict[str, Any], str]:
     rule: dict[str, Any] = {"roles": [f"arn:aws:iam::{HOME}:role/*"], "version": 1, "fan_out": fan_out}
     if default_role:
         rule["default_role"] = default_role
+    if required_alarm:
+        rule["required_alarm"] = required_alarm
     policy = tmp_path / "delegation-policy.yaml"
     policy.write_text(yaml.safe_dump({"documents": {document: rule}}))
     files: list[str] = []
@@ -193,6 +196,71 @@ def deploy(
     return admin_arn
 
 
+def start_everywhere(
+    server: LocalAutomationServer,
+    document: str,
+    admin_arn: str,
+    accounts: list[str],
+    execution: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    ssm = client(server, "ssm", server.admin_credentials)
+    ssm.create_document(
+        Name=document, Content=json.dumps(PROBE), DocumentType="Automation", DocumentFormat="JSON"
+    )
+    execution_id = ssm.start_automation_execution(
+        DocumentName=document,
+        Parameters={"AutomationAssumeRole": [admin_arn]},
+        TargetLocations=[
+            {
+                "Accounts": accounts,
+                "Regions": REGIONS,
+                "ExecutionRoleName": execution,
+                "TargetLocationMaxConcurrency": "2",
+                "TargetLocationMaxErrors": "100%",
+            }
+        ],
+        **extra,
+    )["AutomationExecutionId"]
+    return wait(ssm, execution_id)
+
+
+def test_the_administration_role_reads_the_required_alarm(
+    local_server: LocalAutomationServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    accounts, document, alarm = [new_account()], unique("Fleet"), unique("fleet-errors")
+    admin, execution = unique("Admin"), unique("Exec")
+    fan_out = {"accounts": accounts, "regions": REGIONS, "execution_role_names": [execution]}
+    policies, _ = compile_iam(
+        tmp_path, capsys, document, fan_out, "--administration-role-name", admin, required_alarm=alarm
+    )
+    assert policies["administration_role_policy"]["Statement"][1] == {
+        "Sid": "ReadTheRequiredAlarms",
+        "Effect": "Allow",
+        "Action": "cloudwatch:DescribeAlarms",
+        "Resource": f"arn:aws:cloudwatch:{REGION}:{HOME}:alarm:{alarm}",
+    }
+    admin_arn = deploy(local_server, policies, admin, execution, accounts)
+    client(local_server, "cloudwatch", local_server.admin_credentials).put_metric_alarm(
+        AlarmName=alarm,
+        MetricName="Errors",
+        Namespace="Fleet",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    configuration = {
+        "Alarms": [{"Name": alarm}]
+    }  # polled as the administration role; unreadable would stop it
+    parent = start_everywhere(
+        local_server, document, admin_arn, accounts, execution, AlarmConfiguration=configuration
+    )
+    assert parent["AutomationExecutionStatus"] == "Success"
+    assert "TriggeredAlarms" not in parent
+
+
 @pytest.mark.parametrize("broken", [None, "missing", "untrusting"])
 def test_generated_roles_run_target_locations_on_the_runtime(
     local_server: LocalAutomationServer,
@@ -215,24 +283,7 @@ def test_generated_roles_run_target_locations_on_the_runtime(
             [{**stranger, "Action": "sts:AssumeRole"}],
             json.dumps(policies["execution_role_policies"][accounts[1]]),
         )
-    ssm = client(local_server, "ssm", local_server.admin_credentials)
-    ssm.create_document(
-        Name=document, Content=json.dumps(PROBE), DocumentType="Automation", DocumentFormat="JSON"
-    )
-    execution_id = ssm.start_automation_execution(
-        DocumentName=document,
-        Parameters={"AutomationAssumeRole": [admin_arn]},
-        TargetLocations=[
-            {
-                "Accounts": accounts,
-                "Regions": REGIONS,
-                "ExecutionRoleName": execution,
-                "TargetLocationMaxConcurrency": "2",
-                "TargetLocationMaxErrors": "100%",
-            }
-        ],
-    )["AutomationExecutionId"]
-    parent = wait(ssm, execution_id)
+    parent = start_everywhere(local_server, document, admin_arn, accounts, execution)
 
     steps = {step["StepName"]: step for step in parent["StepExecutions"]}
     assert sorted(steps) == sorted(f"{a}_{r}" for a in accounts for r in REGIONS)
