@@ -233,7 +233,7 @@ class AutomationEngine:
     # ----------------------------------------------------------------------------------------- API
     def start(self, request: dict[str, Any], caller: Caller) -> str:
         """StartAutomationExecution: validate, authorise, then run in the background; the execution id."""
-        account_id, region = caller.arn.split(":")[4], caller.region or self.region
+        account_id, region = self._account_of(caller), caller.region or self.region
         if (account_id, region) != (self.account_id, self.region):
             raise AutomationApiError(
                 "UnsupportedOperation",
@@ -256,7 +256,12 @@ class AutomationEngine:
         execution = self._execution(execution_id)
         account_id, region = self.where(execution)
         same_region = region == caller.region or execution.placement is None
-        return caller.arn.split(":")[4] == account_id and same_region
+        return self._account_of(caller) == account_id and same_region
+
+    def _account_of(self, caller: Caller) -> str:
+        """The caller's account, from its ARN (the runtime's own for an ARN without one)."""
+        fields = caller.arn.split(":")
+        return fields[4] if len(fields) > 4 and fields[4] else self.account_id
 
     def get(self, execution_id: str) -> dict[str, Any]:
         """GetAutomationExecution's ``AutomationExecution``."""
