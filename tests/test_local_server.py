@@ -144,6 +144,8 @@ def test_console_serves_until_sigterm(tmp_path: Path) -> None:
             "60",
             "--admin-credentials-file",
             str(credentials_file),
+            "--account",
+            "111122223333",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -168,6 +170,13 @@ def test_console_serves_until_sigterm(tmp_path: Path) -> None:
         assert written["aws_access_key_id"] == exports["AWS_ACCESS_KEY_ID"]
         assert written["endpoint_url"] == exports["AWS_ENDPOINT_URL"]
         assert stat.S_IMODE(os.stat(credentials_file).st_mode) == 0o600
+        other = boto3.client(
+            "sts",
+            endpoint_url=exports["AWS_ENDPOINT_URL"],
+            region_name=exports["AWS_DEFAULT_REGION"],
+            **written["accounts"]["111122223333"],
+        )
+        assert other.get_caller_identity()["Account"] == "111122223333"  # --account: that account's admin
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=60)
@@ -186,6 +195,7 @@ def test_console_serves_until_sigterm(tmp_path: Path) -> None:
         (["--time-scale", "nan"], "must be positive"),
         (["--time-scale", "fast"], "not a number"),
         (["--port", "99999"], "not a TCP port"),
+        (["--account", "1234"], "not a 12-digit AWS account id"),
     ],
 )
 def test_console_rejects_bad_options(

@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow_ssm_delegate.local.server import LocalAutomationServer
 
@@ -45,6 +45,12 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _account_id(text: str) -> str:
+    if not (len(text) == 12 and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a 12-digit AWS account id")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ssm-delegate-local",
@@ -66,13 +72,30 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="also write the admin's keys to this JSON file (mode 0600)",
     )
+    parser.add_argument(
+        "--account",
+        type=_account_id,
+        action="append",
+        default=[],
+        metavar="ACCOUNT_ID",
+        help="another account to provision (a TargetLocations target; repeatable): its bootstrap admin's "
+        "keys go into --admin-credentials-file under accounts.ACCOUNT_ID",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     return parser
 
 
-def _write_credentials(path: Path, credentials: dict[str, str], server: LocalAutomationServer) -> None:
+def _write_credentials(
+    path: Path, credentials: dict[str, str], server: LocalAutomationServer, accounts: Sequence[str] = ()
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {**credentials, "region_name": server.region, "endpoint_url": server.endpoint_url}
+    payload: dict[str, Any] = {
+        **credentials,
+        "region_name": server.region,
+        "endpoint_url": server.endpoint_url,
+    }
+    if accounts:
+        payload["accounts"] = {account: server.admin_credentials_for(account) for account in accounts}
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         json.dump(payload, handle, indent=2)
@@ -123,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         if args.admin_credentials_file:
-            _write_credentials(args.admin_credentials_file, server.admin_credentials, server)
+            _write_credentials(args.admin_credentials_file, server.admin_credentials, server, args.account)
         print(banner(server), flush=True)
         stop.wait()
     except OSError as error:
