@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import yaml
 
 from airflow_ssm_delegate.documents.bundled import runbook_path
 from airflow_ssm_delegate.documents.model import load_runbook
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from airflow.dag_processing.dagbag import DagBag
 
 DAGS_FOLDER = Path(__file__).resolve().parents[1] / "dags"
+EXAMPLE_POLICY = EXAMPLES_DIR / "delegation-policy.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,7 @@ def dagbag_and_warnings() -> Iterator[tuple[DagBag, list[warnings.WarningMessage
 
     DagBag = dag_bag_class()
     with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings(record=True) as caught:
-        patch.setenv("AIRFLOW__SSM_DELEGATE__POLICY_FILE", str(EXAMPLES_DIR / "delegation-policy.yaml"))
+        patch.setenv("AIRFLOW__SSM_DELEGATE__POLICY_FILE", str(EXAMPLE_POLICY))
         warnings.simplefilter("always")
         bag = DagBag(dag_folder=str(DAGS_FOLDER))
         yield bag, list(caught)
@@ -60,7 +62,9 @@ def test_every_dag_file_imports_without_errors_or_warnings(
     assert ours == [], [f"{w.filename}:{w.lineno}: {w.message}" for w in ours]
     files = {Path(dag.fileloc).name for dag in bag.dags.values()}
     assert files == {p.name for p in DAGS_FOLDER.glob("*.py")}  # each file defines a DAG
-    assert {"launch_tagged_instance", "long_running_maintenance"} <= set(bag.dag_ids)
+    assert {"launch_tagged_instance", "long_running_maintenance", "fleet_patch_maintenance"} <= set(
+        bag.dag_ids
+    )
 
 
 def _param_schema(dag: Any, name: str) -> dict[str, Any]:
@@ -130,3 +134,72 @@ def test_maintenance_approval_and_cleanup_paths(dagbag: DagBag) -> None:
     assert type(human).__name__ == "SsmAutomationApprovalOperator"
     assert human.options == ["Approve", "Reject"]
     assert human.upstream_task_ids == {"await_human_approval_request"}
+
+
+def _example_rule(document: str) -> dict[str, Any]:
+    return dict(yaml.safe_load(EXAMPLE_POLICY.read_text())["documents"][document])
+
+
+def test_fleet_form_offers_exactly_the_locations_the_policy_allows(dagbag: DagBag) -> None:
+    dag = dagbag.dags["fleet_patch_maintenance"]
+    fan_out = _example_rule("FleetPatchInstance")["fan_out"]
+    assert dag.schedule is None  # triggered from the form
+    for name, allowed in (("accounts", fan_out["accounts"]), ("regions", fan_out["regions"])):
+        schema = _param_schema(dag, name)
+        assert schema["type"] == "array" and schema["items"]["enum"] == allowed, schema
+        assert schema["examples"] == allowed  # the UI's multi-select pick list
+        assert set(schema["values_display"]) == set(allowed)
+        assert dag.params[name] == allowed  # all chosen by default: a plain trigger patches everywhere
+        assert schema.get("title") and dag.params.get_param(name).description
+    assert _param_schema(dag, "regions")["values_display"]["eu-west-1"] == "eu-west-1 — Europe (Ireland)"
+    runbook = load_runbook(runbook_path("FleetPatchInstance"))
+    assert _param_schema(dag, "operation")["enum"] == list(
+        runbook.parameters["Operation"].allowed_values or ()
+    )
+
+
+def test_fleet_patch_is_rate_controlled_located_alarm_guarded_and_deferrable(dagbag: DagBag) -> None:
+    dag = dagbag.dags["fleet_patch_maintenance"]
+    rule = _example_rule("FleetPatchInstance")
+    patch = dag.get_task("patch_fleet")
+    assert patch.document_name == "FleetPatchInstance" and patch.service_role_arn is None
+    assert patch.deferrable is True and patch.pool == AUTOMATION_POOL
+    assert patch.target_parameter_name == "InstanceId"
+    assert patch.targets == [{"Key": "tag:PatchGroup", "Values": ["{{ params.patch_group }}"]}]
+    assert (patch.max_concurrency, patch.max_errors) == (
+        "{{ params.max_concurrency }}",
+        "{{ params.max_errors }}",
+    )
+    [location] = patch.target_locations
+    assert location["ExecutionRoleName"] in rule["fan_out"]["execution_role_names"]
+    assert int(location["TargetLocationMaxConcurrency"]) <= rule["fan_out"]["target_location_max_concurrency"]
+    assert patch.alarm_configuration == {"Alarms": [{"Name": rule["required_alarm"]}]}
+    assert dag.get_task("fleet_locations").downstream_task_ids == {"patch_fleet"}
+    report = dag.get_task("report_locations")
+    assert report.trigger_rule == "all_done" and report.upstream_task_ids == {"patch_fleet"}
+
+
+@pytest.mark.parametrize(
+    ("change", "rule"),
+    [
+        ({"target_location_max_concurrency": 1}, "target-location-max-concurrency"),
+        ({"execution_role_names": ["FleetPatcher"]}, "execution-role-name"),
+        ({"required_alarm": "another-alarm"}, "alarm-required"),
+    ],
+)
+def test_fleet_dag_is_an_import_error_where_its_literals_exceed_the_policy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: dict[str, Any], rule: str
+) -> None:
+    """The cluster policy checks the DAG's literal fan-out values at parse time, naming the rule."""
+    from airflow_ssm_delegate.compat import dag_bag_class
+
+    policy = yaml.safe_load(EXAMPLE_POLICY.read_text())
+    entry = policy["documents"]["FleetPatchInstance"]
+    for key, value in change.items():
+        (entry if key == "required_alarm" else entry["fan_out"])[key] = value
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(yaml.safe_dump(policy))
+    monkeypatch.setenv("AIRFLOW__SSM_DELEGATE__POLICY_FILE", str(policy_file))
+    bag = dag_bag_class()(dag_folder=str(DAGS_FOLDER / "fleet_patch_maintenance.py"))
+    [error] = bag.import_errors.values()
+    assert f"[rule {rule}]" in error, error

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-BUNDLED_RUNBOOKS = ("LaunchTaggedInstance", "LongRunningMaintenance")
+BUNDLED_RUNBOOKS = ("LaunchTaggedInstance", "LongRunningMaintenance", "FleetPatchInstance")
 
 
 def runbook_path(name: str) -> Path:

@@ -31,14 +31,22 @@ AUTOMATION_POOL_DESCRIPTION = (
 )
 
 
-def pool_set_command(airflow: str = "airflow") -> list[str]:
-    """The ``airflow pools set`` command line that creates the example pool."""
+# The fleet example (dags/fleet_patch_maintenance.py, FleetPatchInstance in delegation-policy.yaml): the
+# CloudWatch alarm the policy requires on every fleet execution, and where the policy lets it patch.
+FLEET_RUNBOOK = "FleetPatchInstance"
+FLEET_ALARM = "fleet-patch-errors"
+FLEET_ACCOUNTS = ("111122223333", "444455556666")
+FLEET_REGIONS = ("us-east-1", "eu-west-1")
+
+
+def pool_set_command(airflow: str = "airflow", slots: int = AUTOMATION_POOL_SLOTS) -> list[str]:
+    """The ``airflow pools set`` command line that creates the example pool (with ``slots`` slots)."""
     return [
         airflow,
         "pools",
         "set",
         AUTOMATION_POOL,
-        str(AUTOMATION_POOL_SLOTS),
+        str(slots),
         AUTOMATION_POOL_DESCRIPTION,
         "--include-deferred",
     ]

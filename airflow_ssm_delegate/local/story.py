@@ -36,7 +36,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from airflow_ssm_delegate.documents.bundled import runbook_path
 from airflow_ssm_delegate.documents.publish import PublishError, publish_document
-from airflow_ssm_delegate.examples import EXAMPLE_ROLE_NAME
+from airflow_ssm_delegate.examples import (
+    EXAMPLE_ROLE_NAME,
+    FLEET_ACCOUNTS,
+    FLEET_ALARM,
+    FLEET_REGIONS,
+    FLEET_RUNBOOK,
+)
+from airflow_ssm_delegate.fanout import DEFAULT_EXECUTION_ROLE_NAME
 from airflow_ssm_delegate.iam import Scope as IamScope
 from airflow_ssm_delegate.iam import generate_policies
 from airflow_ssm_delegate.iam_compile import compile_operator_policy
@@ -47,7 +54,7 @@ if TYPE_CHECKING:
 
     from airflow_ssm_delegate.local.server import LocalAutomationServer
 
-STORY_RUNBOOKS = ("LaunchTaggedInstance", "LongRunningMaintenance")
+STORY_RUNBOOKS = ("LaunchTaggedInstance", "LongRunningMaintenance", FLEET_RUNBOOK)
 OPERATOR_USER = "airflow-operator"
 AUTHOR_USER = "runbook-author"
 SERVICE_ROLE = EXAMPLE_ROLE_NAME  # the example policies name it
@@ -64,6 +71,24 @@ MAINTENANCE_APPROVER_VARIABLE = "maintenance_approver"
 DENY_DIRECT_EC2 = {
     "Version": "2012-10-17",
     "Statement": [{"Sid": "NoDirectEc2", "Effect": "Deny", "Action": "ec2:*", "Resource": "*"}],
+}
+
+
+# The fleet runbook may reach only these accounts and Regions, through the default execution role, a few
+# instances and locations at a time, and only under the required alarm (the example policy says the same).
+FAN_OUT_RULES: dict[str, dict[str, Any]] = {
+    FLEET_RUNBOOK: {
+        "fan_out": {
+            "accounts": list(FLEET_ACCOUNTS),
+            "regions": list(FLEET_REGIONS),
+            "execution_role_names": [DEFAULT_EXECUTION_ROLE_NAME],
+            "max_concurrency": [5, "20%"],
+            "max_errors": [1, "10%"],
+            "target_location_max_concurrency": 2,
+            "target_location_max_errors": 0,
+        },
+        "required_alarm": FLEET_ALARM,
+    }
 }
 
 
@@ -196,6 +221,7 @@ def delegation_policy(role_arn: str, runbooks: Mapping[str, PublishedRunbook]) -
                 "default_role": role_arn,
                 "version": runbook.version,
                 "sha256": runbook.sha256,
+                **FAN_OUT_RULES.get(runbook.name, {}),
             }
             for runbook in runbooks.values()
         },
@@ -249,11 +275,14 @@ def provision_story(
     *,
     region: str = "us-east-1",
     name_prefix: str = "",
+    extra_runbooks: Sequence[Path] = (),
 ) -> Story:
     """Provision the story on the runtime at ``endpoint_url`` and write its files into ``output_dir``.
 
     ``name_prefix`` goes in front of the IAM user and role names, so several stories can share one runtime
     (tests do; the runbooks are published once and re-publishing unchanged content makes no new version).
+    ``extra_runbooks`` (files named ``<DocumentName>.yaml``) join the bundled ones everywhere: published by
+    the author, approved in the delegation policy, covered by the service role's and operator's policies.
 
     Writes the delegation policy, ``connections.json`` and ``variables.json`` (for ``airflow connections
     import`` / ``airflow variables import``) and ``airflow.env`` (the same as environment variables, for
@@ -268,7 +297,7 @@ def provision_story(
     try:
         account_id = str(admin.client("sts").get_caller_identity()["Account"])
         iam = admin.client("iam")
-        paths = [runbook_path(name) for name in STORY_RUNBOOKS]
+        paths = [runbook_path(name) for name in STORY_RUNBOOKS] + [Path(p) for p in extra_runbooks]
         role_name = name_prefix + SERVICE_ROLE
         policies = generate_policies(paths, role_name=role_name, account=account_id, region=region)
         role_arn = _create_service_role(iam, role_name, policies)
@@ -277,9 +306,9 @@ def provision_story(
         )
         author_ssm = admin.client("ssm", author)
         runbooks = {}
-        for name, path in zip(STORY_RUNBOOKS, paths, strict=True):
-            result = publish_document(author_ssm, path, name)
-            runbooks[name] = PublishedRunbook(result.name, str(result.version), result.sha256)
+        for path in paths:
+            result = publish_document(author_ssm, path, path.stem)
+            runbooks[result.name] = PublishedRunbook(result.name, str(result.version), result.sha256)
         # The operator's IAM policy is compiled from the delegation policy Airflow reads (one source of
         # truth, as `airflow-ssm-delegate iam --policy` does): exactly the published, pinned versions.
         operator_policy, _ = compile_operator_policy(
