@@ -50,13 +50,13 @@ if HAS_ASSET_WATCHER:
 
             found: dict[str, Any] = {}
             for asset_event in context["triggering_asset_events"][failed_maintenance]:
-                execution_id = asset_event.extra["execution_id"]
+                # Airflow records a watcher's TriggerEvent as extra={"from_trigger": True, "payload": ...}
+                event = asset_event.extra.get("payload", asset_event.extra)
+                execution_id = event["execution_id"]
                 hook = SsmAutomationHook()
                 execution = hook.get_automation_execution(execution_id)
                 found[execution_id] = hook.describe_failure(execution)
-                print(
-                    f"Maintenance {execution_id} ended {asset_event.extra['status']}: {found[execution_id]}"
-                )
+                print(f"Maintenance {execution_id} ended {event['status']}: {found[execution_id]}")
             return found
 
         report()
