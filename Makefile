@@ -69,8 +69,12 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Most of the suite's time is end-to-end tests waiting on Airflow processes and simulated clocks, so it runs
+# on PYTEST_WORKERS pytest-xdist workers even on two cores; the PostgreSQL stack tests share one worker
+# (tests/conftest.py groups them), so the metadata template is migrated once.
+PYTEST_WORKERS ?= 3
 pytest: install
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test: lint typecheck pytest matrix
 

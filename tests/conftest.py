@@ -21,3 +21,15 @@ pytest_plugins = [
     "tests.local_engine_support",
     "tests.fixtures.airflow_stack",
 ]
+
+_STACK_FIXTURES = frozenset({"e2e_postgres", "airflow_stacks"})
+
+
+def pytest_collection_modifyitems(config: object, items: list) -> None:
+    """Under pytest-xdist (``make test`` runs ``-n``), every test on a PostgreSQL Airflow stack runs on one
+    worker: the metadata template is migrated once, and two stacks never compete for the two cores."""
+    import pytest
+
+    for item in items:
+        if _STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("airflow-stack"))
