@@ -75,6 +75,17 @@ def test_ssm_resources() -> None:
     assert checks_for("ssm", "GetParameter", {"Name": "/app/key"}, SCOPE)[0].resource.endswith(
         ":parameter/app/key"
     )
+    command = checks_for(
+        "ssm",
+        "SendCommand",
+        {"DocumentName": "AWS-RunPatchBaseline", "InstanceIds": ["i-0abc", "mi-0def"]},
+        SCOPE,
+    )
+    assert [check.resource for check in command] == [
+        "arn:aws:ssm:us-east-1::document/AWS-RunPatchBaseline",
+        "arn:aws:ec2:us-east-1:123456789012:instance/i-0abc",  # EC2 instances: ec2's ARN
+        "arn:aws:ssm:us-east-1:123456789012:managed-instance/mi-0def",
+    ]
     # Authorised by the engine with the resolved version, not at the wire.
     assert checks_for("ssm", "StartAutomationExecution", {"DocumentName": "X"}, SCOPE) == []
 

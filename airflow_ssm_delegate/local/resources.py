@@ -233,10 +233,21 @@ def _ssm_checks(scope: Scope, operation: str, params: Mapping[str, Any]) -> list
             Check(action)
         ]
     if operation == "SendCommand" and isinstance(params.get("DocumentName"), str):
+        # An EC2 instance is ec2's instance ARN, a hybrid node (mi-) ssm's managed-instance (Service
+        # Authorization Reference, Systems Manager: SendCommand's resource types "instance" and
+        # "managed-instance").
         instances = [str(i) for i in params.get("InstanceIds") or [] if isinstance(i, str)]
         return [
             Check(action, ssm_document_arn(scope, params["DocumentName"])),
-            *(Check(action, f"{prefix}:instance/{iid}") for iid in instances),
+            *(
+                Check(
+                    action,
+                    f"{prefix}:managed-instance/{iid}"
+                    if iid.startswith("mi-")
+                    else _ec2(scope, "instance", iid),
+                )
+                for iid in instances
+            ),
         ]
     return [Check(action)]
 
