@@ -8,10 +8,12 @@ the caller's own permission (IAM User Guide, "Cross account resource access in I
 from __future__ import annotations
 
 import itertools
+import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_ssm_delegate.local.events import route_events_to_queue
 from airflow_ssm_delegate.local.locations import ADMINISTRATION_ROLE_NAME
 from tests.accounts_support import (
     PROBE,
@@ -435,3 +437,34 @@ def test_an_execute_automation_step_runs_its_child_across_locations(
     located = wait(ssm, execution["StepExecutions"][0]["Outputs"]["ExecutionId"][0])
     assert located["ParentAutomationExecutionId"] == execution["AutomationExecutionId"]
     assert [s["StepName"] for s in located["StepExecutions"]] == [f"{account_id}_{r}" for r in REGIONS]
+
+
+def test_a_childs_events_go_to_its_own_accounts_bus_in_its_region(
+    local_server: LocalAutomationServer, roles: dict[str, str]
+) -> None:
+    account_id = new_account()
+    add_execution_role(local_server, account_id, roles)
+    creds = local_server.admin_credentials_for(account_id)
+    queue = route_events_to_queue(
+        client(local_server, "events", creds, "us-west-2"),
+        client(local_server, "sqs", creds, "us-west-2"),
+        "ssm",
+    )
+    execution_id = start(
+        local_server, publish(local_server), roles, Accounts=[account_id], Regions=["us-west-2"]
+    )
+    parent = wait(client(local_server, "ssm", local_server.admin_credentials), execution_id)
+    child_id = parent["StepExecutions"][0]["Outputs"]["AutomationExecutionId"][0]
+
+    sqs, seen = client(local_server, "sqs", creds, "us-west-2"), []
+    for _ in range(20):
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        seen += [json.loads(message["Body"]) for message in messages.get("Messages", [])]
+        if any(
+            event["detail"].get("Status") == "Success" and "StepName" not in event["detail"] for event in seen
+        ):
+            break
+    arn = f"arn:aws:ssm:us-west-2:{account_id}:automation-execution/{child_id}"
+    assert seen and all(
+        event["resources"][0] == arn for event in seen
+    )  # only the child's, none of the parent's

@@ -131,15 +131,17 @@ class EventEmitter:
         else:
             detail["StepName"] = record.spec.name
             detail["Action"] = record.spec.action
+        placement = execution.placement  # a TargetLocations child: its events are its account's and Region's
+        account_id, region = (
+            (placement.account_id, placement.region) if placement else (self.account_id, self.region)
+        )
         return {
             "Source": SOURCE,
             "DetailType": STEP_DETAIL_TYPE if record else EXECUTION_DETAIL_TYPE,
             "Detail": json.dumps(detail),
             "Resources": [
-                execution_arn(self.region, self.account_id, execution.id),
-                definition_arn(
-                    self.region, self.account_id, execution.document_name, execution.document_version
-                ),
+                execution_arn(region, account_id, execution.id),
+                definition_arn(region, account_id, execution.document_name, execution.document_version),
             ],
             "Time": now.timestamp(),
         }
@@ -162,7 +164,9 @@ class EventEmitter:
     def _put(self, entry: dict[str, Any]) -> None:
         from moto.events.models import events_backends
 
-        events_backends[self.account_id][self.region].put_events([entry])
+        fields = str((entry.get("Resources") or [""])[0]).split(":")  # the execution ARN says where it ran
+        region, account_id = (fields[3], fields[4]) if len(fields) > 4 else (self.region, self.account_id)
+        events_backends[account_id][region].put_events([entry])
 
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until every event reported so far has been routed (tests)."""
