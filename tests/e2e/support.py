@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +23,10 @@ from airflow_ssm_delegate.policy import AUDIT_TAG_KEYS
 from tests.fixtures.airflow_stack import ManagedProcess, StackError, free_port, wait_until
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterator
+    from collections.abc import Collection, Iterator, Sequence
 
     from airflow_ssm_delegate.local.story import Story
+    from tests.fixtures.airflow_stack import AirflowStack
 
 LOCAL_RUNTIME_BIN = str(Path(sys.executable).with_name("ssm-delegate-local"))
 NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
@@ -67,6 +68,13 @@ def install_fast_polling(airflow_home: Path) -> None:
     (config_dir / "airflow_local_settings.py").write_text(FAST_POLLING_LOCAL_SETTINGS)
 
 
+def set_automation_pool(stack: AirflowStack, slots: int) -> None:
+    """The example DAGs' ``ssm_automation`` pool, with ``slots`` slots (deferred tasks count)."""
+    from airflow_ssm_delegate.examples import pool_set_command
+
+    stack.airflow(*pool_set_command(slots=slots)[1:])
+
+
 @dataclass
 class LocalRuntime:
     """A running ``ssm-delegate-local`` process: its endpoint and its administrator's keys."""
@@ -75,22 +83,32 @@ class LocalRuntime:
     admin_credentials: dict[str, str]
     process: ManagedProcess
     region: str = "us-east-1"
+    account_admins: dict[str, dict[str, str]] = field(default_factory=dict)  # other accounts (--account)
 
-    def client(self, service: str) -> Any:
-        """A boto3 client on the runtime as its administrator (sees every execution)."""
+    def client(self, service: str, account: str | None = None, region: str | None = None) -> Any:
+        """A boto3 client on the runtime as its administrator (sees every execution), or as the admin of
+        another ``account`` started with the runtime."""
+        credentials = self.account_admins[account] if account else self.admin_credentials
         return boto3.client(
             service,
             endpoint_url=self.endpoint_url,
-            region_name=self.region,
+            region_name=region or self.region,
             config=NO_RETRIES,
-            **self.admin_credentials,
+            **credentials,
         )
 
-    def provision_story(self, output_dir: Path) -> Story:
-        """The delegated-administration story (operator denied ec2:*, service role, runbooks, policy)."""
+    def provision_story(self, output_dir: Path, extra_runbooks: Sequence[Path] = ()) -> Story:
+        """The delegated-administration story (operator denied ec2:*, service role, runbooks, policy),
+        with ``extra_runbooks`` (``<DocumentName>.yaml`` files) approved alongside the bundled ones."""
         from airflow_ssm_delegate.local.story import provision_story
 
-        return provision_story(self.endpoint_url, self.admin_credentials, output_dir, region=self.region)
+        return provision_story(
+            self.endpoint_url,
+            self.admin_credentials,
+            output_dir,
+            region=self.region,
+            extra_runbooks=extra_runbooks,
+        )
 
     def executions(self, document_name: str) -> list[dict[str, Any]]:
         """Every execution of ``document_name`` (AutomationExecutionMetadata items, all pages)."""
@@ -115,8 +133,11 @@ class LocalRuntime:
 
 
 @contextlib.contextmanager
-def local_runtime(workdir: Path, *, time_scale: float) -> Iterator[LocalRuntime]:
-    """Start ``ssm-delegate-local`` on a free port at ``time_scale``; always stopped afterwards."""
+def local_runtime(
+    workdir: Path, *, time_scale: float, accounts: Sequence[str] = ()
+) -> Iterator[LocalRuntime]:
+    """Start ``ssm-delegate-local`` on a free port at ``time_scale`` with admins of the other ``accounts``
+    too (TargetLocations targets); always stopped afterwards."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     credentials_file = workdir / "admin-credentials.json"
@@ -132,17 +153,20 @@ def local_runtime(workdir: Path, *, time_scale: float) -> Iterator[LocalRuntime]
             str(time_scale),
             "--admin-credentials-file",
             str(credentials_file),
+            *(option for account in accounts for option in ("--account", account)),
         ],
         workdir / "ssm-delegate-local.log",
     )
     try:
-        credentials = wait_until(
+        credentials, account_admins = wait_until(
             lambda: _read_credentials(credentials_file, process),
             timeout=60,
             what="ssm-delegate-local to write its admin credentials",
             diagnostics=process.tail,
         )
-        runtime = LocalRuntime(f"http://127.0.0.1:{port}", credentials, process)
+        runtime = LocalRuntime(
+            f"http://127.0.0.1:{port}", credentials, process, account_admins=account_admins
+        )
         wait_until(
             lambda: runtime.client("sts").get_caller_identity()["Account"],
             timeout=60,
@@ -154,7 +178,9 @@ def local_runtime(workdir: Path, *, time_scale: float) -> Iterator[LocalRuntime]
         process.stop()
 
 
-def _read_credentials(path: Path, process: ManagedProcess) -> dict[str, str] | None:
+def _read_credentials(
+    path: Path, process: ManagedProcess
+) -> tuple[dict[str, str], dict[str, dict[str, str]]] | None:
     if not process.alive:
         raise StackError(f"ssm-delegate-local exited {process.popen.returncode}:\n{process.tail()}")
     if not path.exists():
@@ -163,10 +189,9 @@ def _read_credentials(path: Path, process: ManagedProcess) -> dict[str, str] | N
         data = json.loads(path.read_text())
     except ValueError:
         return None  # being written
-    return {
-        "aws_access_key_id": data["aws_access_key_id"],
-        "aws_secret_access_key": data["aws_secret_access_key"],
-    }
+    keys = ("aws_access_key_id", "aws_secret_access_key")
+    others = {account: {k: admin[k] for k in keys} for account, admin in data.get("accounts", {}).items()}
+    return {k: data[k] for k in keys}, others
 
 
 def story_env(story: Story) -> dict[str, str]:

@@ -16,9 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_ssm_delegate.examples import AUTOMATION_POOL, AUTOMATION_POOL_DESCRIPTION
 from airflow_ssm_delegate.status import TERMINAL_STATUSES
-from tests.e2e.support import LocalRuntime, install_fast_polling, local_runtime, story_env
+from tests.e2e.support import (
+    LocalRuntime,
+    install_fast_polling,
+    local_runtime,
+    set_automation_pool,
+    story_env,
+)
 from tests.fixtures.airflow_stack import AirflowStack, StackFactory, wait_until
 
 if TYPE_CHECKING:
@@ -74,14 +79,7 @@ def maintenance_world(
         story = runtime.provision_story(workdir / "story")
         with airflow_stacks.stack(extra_env={**story_env(story), **NO_SCHEDULED_RUNS}) as stack:
             install_fast_polling(stack.home)
-            stack.airflow(
-                "pools",
-                "set",
-                AUTOMATION_POOL,
-                str(POOL_SLOTS),
-                AUTOMATION_POOL_DESCRIPTION,
-                "--include-deferred",
-            )
+            set_automation_pool(stack, POOL_SLOTS)
             stack.start_all()
             stack.wait_for_dag(DAG_ID)
             yield stack, runtime
