@@ -519,7 +519,7 @@ async def test_the_asset_watcher_trigger_reports_ended_executions_of_its_runbook
     ssm.create_document(
         Name=name, Content=json.dumps(TWO_SLEEPS), DocumentType="Automation", DocumentFormat="JSON"
     )
-    start(fast)  # another runbook: not reported
+    other = start(fast)  # another runbook: not reported
     trigger = SsmAutomationEndedTrigger(name, events_queue_url=events_queue)
     _, kwargs = trigger.serialize()
     assert SsmAutomationEndedTrigger(**kwargs).serialize() == trigger.serialize()
@@ -532,6 +532,20 @@ async def test_the_asset_watcher_trigger_reports_ended_executions_of_its_runbook
     assert event.payload["execution_id"] == execution_id
     assert (event.payload["definition"], event.payload["status"]) == (name, "Cancelled")
     await runs.aclose()  # type: ignore[attr-defined]
+    await stopped(fast, other)
+
+
+async def stopped(server: LocalAutomationServer, execution_id: str) -> None:
+    """Stop an execution and wait until its last event is routed: none reaches a later test's queue."""
+    ssm = client_for(server, "ssm")
+    ssm.stop_automation_execution(AutomationExecutionId=execution_id)
+    for _ in range(300):
+        execution = ssm.get_automation_execution(AutomationExecutionId=execution_id)["AutomationExecution"]
+        if execution["AutomationExecutionStatus"] == "Cancelled":
+            break
+        await asyncio.sleep(0.1)
+    assert server.events is not None
+    server.events.flush()
 
 
 APPROVAL = {
