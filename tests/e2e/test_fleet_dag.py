@@ -50,12 +50,8 @@ def provision_fleet(runtime: LocalRuntime, story: Story) -> dict[tuple[str, str]
         policy, Scope(story.account_id, runtime.region), [runbook_path(FLEET_RUNBOOK)]
     ).policies
     central_iam, service_role = runtime.client("iam"), story.service_role_arn.rsplit("/", 1)[1]
+    # Also lets it read the required alarm: the start polls it as the administration role.
     put_policy(central_iam, service_role, "AutomationAdministration", compiled["administration_role_policy"])
-    # The alarm poll runs as the administration role too (AWS polls with the execution's identity).
-    read_alarm = {"Effect": "Allow", "Action": "cloudwatch:DescribeAlarms", "Resource": "*"}
-    put_policy(
-        central_iam, service_role, "ReadFleetAlarm", {"Version": "2012-10-17", "Statement": [read_alarm]}
-    )
     runtime.client("cloudwatch").put_metric_alarm(
         AlarmName=FLEET_ALARM,
         Namespace="Fleet",
