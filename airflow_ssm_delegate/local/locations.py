@@ -38,7 +38,6 @@ Refused by name: organizational units and roots (``ou-``/``r-``, AWS Organizatio
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -50,19 +49,17 @@ from airflow_ssm_delegate.fanout import (
     DEFAULT_LOCATION_MAX_ERRORS,
     parse_rate,
 )
-from airflow_ssm_delegate.local.actions.base import StepFailure
+from airflow_ssm_delegate.local.children import CHILD_ACTION, ChildDriver, Progress
 from airflow_ssm_delegate.local.errors import AutomationApiError
 from airflow_ssm_delegate.local.execution import StepRecord
 from airflow_ssm_delegate.local.identity import Caller
 from airflow_ssm_delegate.local.ratecontrol import RATE_CONTROL_KEYS, plan_fan_out
 
 if TYPE_CHECKING:
-    from airflow_ssm_delegate.local.engine import AutomationEngine
     from airflow_ssm_delegate.local.execution import Execution
     from airflow_ssm_delegate.local.identity import Credentials
 
 ADMINISTRATION_ROLE_NAME = "AWS-SystemsManager-AutomationAdministrationRole"
-CHILD_ACTION = "aws:executeAutomation"
 INVALID = "InvalidAutomationExecutionParametersException"
 _ACCOUNT = re.compile(r"^\d{12}$")
 _ORGANIZATIONS = re.compile(r"^(ou-|r-)")
@@ -134,17 +131,13 @@ class LocationGroup:
 
 
 @dataclass
-class LocationFanOut:
-    """A multi-location parent: its location groups and its children's progress (under the parent's lock)."""
+class LocationFanOut(Progress):
+    """A multi-location parent: its location groups and its children's progress (under the parent's lock);
+    ``launched`` counts the locations of entry ``group`` started (or failed to start)."""
 
     groups: list[LocationGroup]
     assume_role_parameter: str | None  # the runbook parameter that names the role (given the execution role)
     group: int = 0  # the entry whose locations are being started
-    launched: int = 0  # locations of that entry started (or failed to start)
-    running: dict[str, LocationStep] = field(default_factory=dict)  # child id -> the parent's step for it
-    succeeded: int = 0
-    errors: int = 0
-    stopping: str | None = None
 
     @property
     def total(self) -> int:
@@ -174,8 +167,8 @@ class LocationFanOut:
             self.group, self.launched = self.group + 1, 0
         return None
 
-    def done(self) -> bool:
-        return not self.running and (bool(self.stopping) or self.exceeded() or self.group >= len(self.groups))
+    def all_launched(self) -> bool:
+        return self.group >= len(self.groups)
 
 
 @dataclass
@@ -294,11 +287,10 @@ def _rate(where: str, member: str, entry: dict[str, Any], default: str, minimum:
     return f"{amount}%" if percent else str(amount)
 
 
-class Locations:
+class Locations(ChildDriver[LocationFanOut, Location]):
     """The engine's TargetLocations parents: assuming each execution role, starting children, ending them."""
 
-    def __init__(self, engine: AutomationEngine) -> None:
-        self._engine = engine
+    START_API = "sts:AssumeRole"
 
     def begin(self, parent: Execution) -> None:
         """The parent began as the administration role (on a worker): start its first locations."""
@@ -306,129 +298,61 @@ class Locations:
             if not parent.finished:
                 self._engine._guard(parent, lambda: self._advance(parent))
 
-    def child_ended(self, parent: Execution, child_id: str) -> None:
-        """A location's child reached a final state: record it, start more locations or end the parent."""
-        child = self._engine.get(child_id)  # the child's lock only, never two at once
-        with parent.lock:
-            fan_out = parent.locations
-            record = fan_out.running.pop(child_id, None) if fan_out else None
-            if parent.finished or fan_out is None or record is None:
-                return
-            status = str(child["AutomationExecutionStatus"])
-            if status == "Success":
-                fan_out.succeeded += 1
-            else:
-                self._error(fan_out, record)
-                reason = child.get("FailureMessage") or "no failure message"
-                record.failure = StepFailure(
-                    f"Child execution {child_id} ended {status}: {reason}",
-                    "Action",
-                    {"ExecutionId": [child_id]},
-                )
-            self._close(record, status)
-            self._engine._guard(parent, lambda: self._advance(parent))
-
-    def stop(self, parent: Execution, stop_type: str) -> None:
-        """StopAutomationExecution of the parent (its lock held): no more locations, running children
-        cancelled; it ends once they have."""
-        fan_out = parent.locations
-        assert fan_out is not None
-        if fan_out.stopping:
-            return
-        fan_out.stopping = stop_type
-        if stop_type == "Cancel":
-            parent.cancelling = True
-            parent.status = "Cancelling"
-        for child_id in fan_out.running:
-            self._engine._scheduler.submit(functools.partial(self._engine._cancel_quietly, child_id))
-        if not fan_out.running:
-            self._conclude(parent)
-
     # ----------------------------------------------------------------------------------- internals
-    def _advance(self, parent: Execution) -> None:
-        fan_out = parent.locations
-        assert fan_out is not None
-        while not fan_out.stopping and not fan_out.exceeded():
-            location = fan_out.next_location()
-            if location is None:
-                break
-            self._launch(parent, fan_out, location)
-        if fan_out.done():
-            self._conclude(parent)
+    def _progress(self, parent: Execution) -> LocationFanOut | None:
+        return parent.locations
 
-    def _launch(self, parent: Execution, fan_out: LocationFanOut, location: Location) -> None:
-        group = fan_out.groups[location.group]
-        spec = {**group.spec, "Accounts": [location.account_id], "Regions": [location.region]}
+    def _next(self, progress: LocationFanOut) -> Location | None:
+        return progress.next_location()
+
+    def _step(self, parent: Execution, progress: LocationFanOut, item: Location) -> StepRecord:
+        group = progress.groups[item.group]
+        spec = {**group.spec, "Accounts": [item.account_id], "Regions": [item.region]}
         record = LocationStep(
-            StepSpec(name=location.label, action=CHILD_ACTION), target_location=spec, group=location.group
+            StepSpec(name=item.label, action=CHILD_ACTION), target_location=spec, group=item.group
         )
-        record.owner = parent
-        parent.steps.append(record)
         parent.current = record
-        record.started = self._engine.clock.now()
-        record.status = "InProgress"
-        try:
-            child_id = self._start_child(parent, fan_out, location)
-        except AutomationApiError as error:
-            self._error(fan_out, record)
-            record.failure = StepFailure(
-                f"The execution in account {location.account_id}, Region {location.region} could not start "
-                f"({error.code}): {error.message}",
-                "Permission" if "AccessDenied" in error.code else "Action",
-                {"ErrorCode": [error.code], "Api": ["sts:AssumeRole"]},
-            )
-            self._close(record, "Failed")
-            return
-        record.values = {"AutomationExecutionId": child_id}
-        parent.children.append(child_id)
-        fan_out.running[child_id] = record
+        return record
 
-    def _start_child(self, parent: Execution, fan_out: LocationFanOut, location: Location) -> str:
+    def _start_child(self, parent: Execution, progress: LocationFanOut, item: Location) -> str:
         """The administration role assumes the location's execution role, which starts the child there."""
         assert parent.credentials is not None
         credentials = self._engine.authorizer.assume_role_as(
-            parent.credentials, location.role_arn, parent.id[:64], location.region
+            parent.credentials, item.role_arn, parent.id[:64], item.region
         )
-        placement = Placement(location.account_id, location.region, location.role_arn, credentials)
+        placement = Placement(item.account_id, item.region, item.role_arn, credentials)
         parameters = dict(parent.parameters)
-        if fan_out.assume_role_parameter:
-            parameters[fan_out.assume_role_parameter] = [location.role_arn]
+        if progress.assume_role_parameter:
+            parameters[progress.assume_role_parameter] = [item.role_arn]
         request = {
             "DocumentName": parent.document_name,
             "DocumentVersion": parent.document_version,
             "Parameters": parameters,
-            **fan_out.groups[location.group].rate_control,
+            **progress.groups[item.group].rate_control,
         }
-        arn = f"arn:aws:sts::{location.account_id}:assumed-role/{location.role_name}/{parent.id[:64]}"
+        arn = f"arn:aws:sts::{item.account_id}:assumed-role/{item.role_name}/{parent.id[:64]}"
         return self._engine._start(request, Caller(arn, credentials), parent=parent, placement=placement)
 
-    @staticmethod
-    def _error(fan_out: LocationFanOut, record: LocationStep) -> None:
-        fan_out.errors += 1
-        fan_out.groups[record.group].errors += 1
-
-    def _close(self, record: StepRecord, status: str) -> None:
-        record.ended = self._engine.clock.now()
-        record.status = status
-
-    def _conclude(self, parent: Execution) -> None:
-        fan_out = parent.locations
-        assert fan_out is not None
-        if fan_out.stopping == "Cancel":
-            self._engine._finish(parent, "Cancelled")
-        elif fan_out.stopping == "Complete":
-            self._engine._finish(parent, "CompletedWithFailure" if fan_out.errors else "CompletedWithSuccess")
-        elif fan_out.errors:
-            self._engine._finish(parent, "Failed", _failure_message(fan_out))
-        else:
-            self._engine._finish(parent, "Success")
-
-
-def _failure_message(fan_out: LocationFanOut) -> str:
-    started = fan_out.succeeded + fan_out.errors + len(fan_out.running)
-    message = f"{fan_out.errors} of {fan_out.total} locations did not succeed (Failed, TimedOut, Cancelled)."
-    if fan_out.exceeded() and started < fan_out.total:
-        message += (
-            f" TargetLocationMaxErrors was exceeded, so {fan_out.total - started} locations were not started."
+    def _start_failure(self, item: Location, error: AutomationApiError) -> str:
+        return (
+            f"The execution in account {item.account_id}, Region {item.region} could not start "
+            f"({error.code}): {error.message}"
         )
-    return message
+
+    def _started(self, progress: LocationFanOut, record: StepRecord, child_id: str) -> None:
+        record.values = {"AutomationExecutionId": child_id}
+
+    def _error(self, progress: LocationFanOut, record: StepRecord) -> None:
+        super()._error(progress, record)
+        assert isinstance(record, LocationStep)
+        progress.groups[record.group].errors += 1
+
+    def _failure_message(self, fan_out: LocationFanOut) -> str:
+        started = fan_out.succeeded + fan_out.errors + len(fan_out.running)
+        message = (
+            f"{fan_out.errors} of {fan_out.total} locations did not succeed (Failed, TimedOut, Cancelled)."
+        )
+        if fan_out.exceeded() and started < fan_out.total:
+            left = fan_out.total - started
+            message += f" TargetLocationMaxErrors was exceeded, so {left} locations were not started."
+        return message

@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -47,14 +47,13 @@ from airflow_ssm_delegate.documents.model import (
     resolve_parameters,
 )
 from airflow_ssm_delegate.fanout import DEFAULT_MAX_CONCURRENCY, parse_rate
-from airflow_ssm_delegate.local.actions.base import StepFailure
+from airflow_ssm_delegate.local.children import CHILD_ACTION, ChildDriver, Progress
 from airflow_ssm_delegate.local.errors import AutomationApiError
 from airflow_ssm_delegate.local.execution import StepRecord
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from airflow_ssm_delegate.local.engine import AutomationEngine
     from airflow_ssm_delegate.local.execution import Execution
     from airflow_ssm_delegate.local.identity import Credentials
 
@@ -63,7 +62,6 @@ DEFAULT_MAX_RATE_CONTROL_RUNNING = 25
 DEFAULT_MAX_RATE_CONTROL_QUEUED = 1000
 RATE_CONTROL_KEYS = ("TargetParameterName", "Targets", "TargetMaps", "MaxConcurrency", "MaxErrors")
 RESOLVED_SHOWN = 100
-CHILD_ACTION = "aws:executeAutomation"
 INVALID = "InvalidAutomationExecutionParametersException"
 ERROR_STATUSES = frozenset({"Failed", "TimedOut", "Cancelled"})
 TARGET_KEYS = "ParameterValues, tag:<key>, tag-key, ResourceGroup or AWS::EC2::Instance"
@@ -78,7 +76,7 @@ class Target:
 
 
 @dataclass
-class FanOut:
+class FanOut(Progress):
     """A rate-control parent: its request's rate-control members, its children's progress (under its lock)."""
 
     parameter_name: str | None
@@ -88,13 +86,8 @@ class FanOut:
     max_errors: str | None
     type_filter: str | None = None  # the document's TargetType as "service:type" (tag and group targets)
     resolved: list[Target] | None = None
-    launched: int = 0
-    running: dict[str, StepRecord] = field(default_factory=dict)  # child id -> the parent's step for it
     started: int = 0
-    succeeded: int = 0
-    errors: int = 0
     peak_running: int = 0  # most children started and not yet ended at once (the engine's own count)
-    stopping: str | None = None  # "Cancel" / "Complete" once StopAutomationExecution came
 
     @property
     def total(self) -> int:
@@ -112,6 +105,9 @@ class FanOut:
 
     def exceeded(self) -> bool:
         return self.errors > self.error_limit()
+
+    def all_launched(self) -> bool:
+        return self.launched == self.total
 
     def window(self) -> int:
         """Children allowed in flight: 1, then doubling with each child that ended, up to MaxConcurrency."""
@@ -208,11 +204,8 @@ def plan_fan_out(request: dict[str, Any], runbook: Runbook) -> Planned | None:
     return Planned(fan_out, dataclasses.replace(runbook, parameters=parent_parameters, outputs=()))
 
 
-class RateControl:
-    """The engine's rate-control parents: resolving targets, starting children, ending the parent."""
-
-    def __init__(self, engine: AutomationEngine) -> None:
-        self._engine = engine
+class RateControl(ChildDriver[FanOut, Target]):
+    """The engine's rate-control parents: resolving targets, starting children paced by a growing window."""
 
     def start_child(self, parent: Execution, target: Target) -> str:
         """Start one child execution of ``parent`` for ``target`` (its parameters over the parent's); its id.
@@ -253,44 +246,6 @@ class RateControl:
                 return
             self._engine._guard(parent, lambda: self._advance(parent))
 
-    def child_ended(self, parent: Execution, child_id: str) -> None:
-        """A child reached a final state (told through the worker pool): record it, start more or end."""
-        child = self._engine.get(child_id)  # the child's lock only, never two at once
-        with parent.lock:
-            fan_out = parent.fan_out
-            record = fan_out.running.pop(child_id, None) if fan_out else None
-            if parent.finished or fan_out is None or record is None:
-                return
-            status = str(child["AutomationExecutionStatus"])
-            if status == "Success":
-                fan_out.succeeded += 1
-            else:
-                fan_out.errors += 1
-                reason = child.get("FailureMessage") or "no failure message"
-                record.failure = StepFailure(
-                    f"Child execution {child_id} ended {status}: {reason}",
-                    "Action",
-                    {"ExecutionId": [child_id]},
-                )
-            self._close(record, status)
-            self._engine._guard(parent, lambda: self._advance(parent))
-
-    def stop(self, parent: Execution, stop_type: str) -> None:
-        """StopAutomationExecution of the parent (its lock held): no more children, running ones cancelled;
-        it ends once they have (Cancel: Cancelled; Complete: CompletedWith{Success,Failure})."""
-        fan_out = parent.fan_out
-        assert fan_out is not None
-        if fan_out.stopping:
-            return
-        fan_out.stopping = stop_type
-        if stop_type == "Cancel":
-            parent.cancelling = True
-            parent.status = "Cancelling"
-        for child_id in fan_out.running:
-            self._engine._scheduler.submit(functools.partial(self._engine._cancel_quietly, child_id))
-        if not fan_out.running:
-            self._conclude(parent)
-
     def peak(self, execution_id: str) -> int:
         """The most children of this rate-control execution that were in flight at once."""
         execution = self._engine._execution(execution_id)
@@ -302,62 +257,39 @@ class RateControl:
             return execution.fan_out.peak_running
 
     # ----------------------------------------------------------------------------------- internals
-    def _advance(self, parent: Execution) -> None:
-        fan_out = parent.fan_out
-        assert fan_out is not None and fan_out.resolved is not None
-        while (
-            not fan_out.stopping
-            and not fan_out.exceeded()
-            and fan_out.launched < fan_out.total
-            and len(fan_out.running) < fan_out.window()
-        ):
-            self._launch(parent, fan_out.resolved[fan_out.launched])
-        if not fan_out.running and (
-            fan_out.stopping or fan_out.exceeded() or fan_out.launched == fan_out.total
-        ):
-            self._conclude(parent)
+    def _progress(self, parent: Execution) -> FanOut | None:
+        return parent.fan_out
 
-    def _launch(self, parent: Execution, target: Target) -> None:
-        fan_out = parent.fan_out
-        assert fan_out is not None
-        fan_out.launched += 1
-        inputs = {name: items[0] if len(items) == 1 else items for name, items in target.overrides.items()}
-        record = StepRecord(StepSpec(name=target.label, action=CHILD_ACTION), inputs=inputs)
-        record.owner = parent
-        parent.steps.append(record)
-        record.started = self._engine.clock.now()
-        record.status = "InProgress"
-        try:
-            child_id = self.start_child(parent, target)
-        except AutomationApiError as error:
-            fan_out.errors += 1
-            record.failure = StepFailure(
-                f"The child execution could not start ({error.code}): {error.message}",
-                "Permission" if "AccessDenied" in error.code else "Action",
-                {"ErrorCode": [error.code], "Api": ["ssm:StartAutomationExecution"]},
-            )
-            self._close(record, "Failed")
-            return
-        parent.children.append(child_id)
-        fan_out.running[child_id] = record
-        fan_out.started += 1
-        fan_out.peak_running = max(fan_out.peak_running, len(fan_out.running))
+    def _next(self, progress: FanOut) -> Target | None:
+        assert progress.resolved is not None
+        if progress.launched >= progress.total or len(progress.running) >= progress.window():
+            return None
+        progress.launched += 1
+        return progress.resolved[progress.launched - 1]
 
-    def _close(self, record: StepRecord, status: str) -> None:
-        record.ended = self._engine.clock.now()
-        record.status = status
+    def _step(self, parent: Execution, progress: FanOut, item: Target) -> StepRecord:
+        inputs = {name: items[0] if len(items) == 1 else items for name, items in item.overrides.items()}
+        return StepRecord(StepSpec(name=item.label, action=CHILD_ACTION), inputs=inputs)
 
-    def _conclude(self, parent: Execution) -> None:
-        fan_out = parent.fan_out
-        assert fan_out is not None
-        if fan_out.stopping == "Cancel":
-            self._engine._finish(parent, "Cancelled")
-        elif fan_out.stopping == "Complete":
-            self._engine._finish(parent, "CompletedWithFailure" if fan_out.errors else "CompletedWithSuccess")
-        elif fan_out.errors:
-            self._engine._finish(parent, "Failed", _failure_message(fan_out))
-        else:
-            self._engine._finish(parent, "Success")
+    def _start_child(self, parent: Execution, progress: FanOut, item: Target) -> str:
+        return self.start_child(parent, item)
+
+    def _start_failure(self, item: Target, error: AutomationApiError) -> str:
+        return f"The child execution could not start ({error.code}): {error.message}"
+
+    def _started(self, progress: FanOut, record: StepRecord, child_id: str) -> None:
+        progress.started += 1
+        progress.peak_running = max(progress.peak_running, len(progress.running))
+
+    def _failure_message(self, fan_out: FanOut) -> str:
+        not_started = fan_out.total - fan_out.launched
+        message = (
+            f"{fan_out.errors} of {fan_out.total} targets did not succeed (Failed, TimedOut or Cancelled)."
+        )
+        if fan_out.exceeded() and not_started:
+            allowed = fan_out.max_errors or "0 (MaxErrors not given)"
+            message += f" MaxErrors {allowed} was exceeded, so {not_started} targets were not started."
+        return message
 
     def _resolve(self, fan_out: FanOut, credentials: Credentials, region: str) -> list[Target]:
         """Tag, tag-key, resource-group and all-instances targets, read with the parent's identity."""
@@ -452,15 +384,6 @@ def _check_children(runbook: Runbook, given: Any, targets: list[Target]) -> None
             _refuse(f"Target {target.label}: {error}")
         except (TypeError, ValueError, AttributeError) as error:
             _refuse(f"Target {target.label}: parameters must map each name to a list of strings: {error}")
-
-
-def _failure_message(fan_out: FanOut) -> str:
-    not_started = fan_out.total - fan_out.launched
-    message = f"{fan_out.errors} of {fan_out.total} targets did not succeed (Failed, TimedOut or Cancelled)."
-    if fan_out.exceeded() and not_started:
-        allowed = fan_out.max_errors or "0 (MaxErrors not given)"
-        message += f" MaxErrors {allowed} was exceeded, so {not_started} targets were not started."
-    return message
 
 
 def _type_filter(target_type: Any) -> str | None:
