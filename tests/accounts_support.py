@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from tests.fixtures.local_runtime import NO_RETRIES, policy_document, unique
+from tests.local_engine_support import role_runbook
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -23,26 +24,22 @@ ENDED = frozenset(
     {"Success", "Failed", "Cancelled", "TimedOut", "CompletedWithSuccess", "CompletedWithFailure"}
 )
 #: A runbook that reports where it ran: the account its role is in (STS) and the Region it was given.
-PROBE = {
-    "schemaVersion": "0.3",
-    "assumeRole": "{{ AutomationAssumeRole }}",
-    "parameters": {"AutomationAssumeRole": {"type": "String", "default": ""}},
-    "mainSteps": [
-        {
-            "name": "who",
-            "action": "aws:executeAwsApi",
-            "inputs": {"Service": "sts", "Api": "GetCallerIdentity"},
-            "outputs": [{"Name": "Account", "Selector": "$.Account", "Type": "String"}],
-        },
-        {
-            "name": "instances",
-            "action": "aws:executeAwsApi",
-            "inputs": {"Service": "ec2", "Api": "DescribeInstances"},
-            "outputs": [{"Name": "Reservations", "Selector": "$.Reservations", "Type": "MapList"}],
-        },
-    ],
-    "outputs": ["who.Account", "instances.Reservations"],
-}
+PROBE = role_runbook(
+    {
+        "name": "who",
+        "action": "aws:executeAwsApi",
+        "inputs": {"Service": "sts", "Api": "GetCallerIdentity"},
+        "outputs": [{"Name": "Account", "Selector": "$.Account", "Type": "String"}],
+    },
+    {
+        "name": "instances",
+        "action": "aws:executeAwsApi",
+        "inputs": {"Service": "ec2", "Api": "DescribeInstances"},
+        "outputs": [{"Name": "Reservations", "Selector": "$.Reservations", "Type": "MapList"}],
+    },
+    role_default="",
+    outputs=["who.Account", "instances.Reservations"],
+)
 
 
 def new_account() -> str:

@@ -8,6 +8,7 @@ tests of IAM as AWS decides it go through ``LocalAutomationServer`` (fixture ``l
 
 from __future__ import annotations
 
+import json
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from airflow_ssm_delegate.local.clock import SimulatedClock
 from airflow_ssm_delegate.local.engine import AutomationEngine
 from airflow_ssm_delegate.local.errors import AutomationApiError
 from airflow_ssm_delegate.local.identity import Caller, Credentials
+from tests.fixtures.local_runtime import unique
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -168,6 +170,30 @@ def h(moto_url: str) -> Iterator[Harness]:
 def runbook(*steps: Mapping[str, Any], **top: Any) -> dict[str, Any]:
     """A schema-0.3 runbook with these mainSteps (and other top-level keys)."""
     return {"schemaVersion": "0.3", "mainSteps": list(steps), **top}
+
+
+def role_runbook(*steps: Mapping[str, Any], role_default: str | None = None, **top: Any) -> dict[str, Any]:
+    """A schema-0.3 runbook that runs as the role its ``AutomationAssumeRole`` parameter names
+    (``role_default``: that parameter's default; without one the parameter is required)."""
+    role: dict[str, Any] = {"type": "String"}
+    if role_default is not None:
+        role["default"] = role_default
+    return runbook(
+        *steps, assumeRole="{{ AutomationAssumeRole }}", parameters={"AutomationAssumeRole": role}, **top
+    )
+
+
+def start_as_role(ssm: Any, prefix: str, content: Mapping[str, Any], role_arn: str) -> str:
+    """Publish ``content`` (a ``role_runbook``) as a new Automation document named after ``prefix`` and start
+    it with ``role_arn`` as its AutomationAssumeRole: the execution id."""
+    name = unique(prefix)
+    ssm.create_document(
+        Name=name, Content=json.dumps(content), DocumentType="Automation", DocumentFormat="JSON"
+    )
+    started = ssm.start_automation_execution(
+        DocumentName=name, Parameters={"AutomationAssumeRole": [role_arn]}
+    )
+    return str(started["AutomationExecutionId"])
 
 
 def step(name: str, action: str, **keys: Any) -> dict[str, Any]:

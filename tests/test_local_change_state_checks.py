@@ -10,14 +10,14 @@ object answering "initializing" for its checks.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from moto.ec2.models.instances import Instance
 
-from tests.fixtures.local_runtime import SSM_TRUST, unique
+from tests.fixtures.local_runtime import SSM_TRUST
+from tests.local_engine_support import role_runbook, start_as_role, step
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -41,27 +41,15 @@ def start_step(
 ) -> tuple[Any, str]:
     """Run a one-step runbook changing ``instance_id`` to running under ``role_arn``: (ssm, execution id)."""
     ssm = boto_client("ssm")
-    name = unique("StartChecks")
-    content = {
-        "schemaVersion": "0.3",
-        "assumeRole": "{{ AutomationAssumeRole }}",
-        "parameters": {"AutomationAssumeRole": {"type": "String"}},
-        "mainSteps": [
-            {
-                "name": "start",
-                "action": "aws:changeInstanceState",
-                "timeoutSeconds": 120,
-                "inputs": {"InstanceIds": [instance_id], "DesiredState": "running", **inputs},
-            }
-        ],
-    }
-    ssm.create_document(
-        Name=name, Content=json.dumps(content), DocumentType="Automation", DocumentFormat="JSON"
+    content = role_runbook(
+        step(
+            "start",
+            "aws:changeInstanceState",
+            timeoutSeconds=120,
+            inputs={"InstanceIds": [instance_id], "DesiredState": "running", **inputs},
+        )
     )
-    started = ssm.start_automation_execution(
-        DocumentName=name, Parameters={"AutomationAssumeRole": [role_arn]}
-    )
-    return ssm, str(started["AutomationExecutionId"])
+    return ssm, start_as_role(ssm, "StartChecks", content, role_arn)
 
 
 def finished_step(ssm: Any, execution_id: str) -> dict[str, Any]:

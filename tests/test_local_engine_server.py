@@ -14,6 +14,7 @@ import yaml
 
 from airflow_ssm_delegate.documents.bundled import runbook_path
 from tests.fixtures.local_runtime import SSM_TRUST
+from tests.local_engine_support import role_runbook, step
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -172,25 +173,13 @@ def test_role_without_create_tags_fails_the_tag_step_with_a_permission_failure(
     assert "ec2:CreateTags" in execution["FailureMessage"]
 
 
-THIRTEEN_HOURS = {
-    "schemaVersion": "0.3",
-    "assumeRole": "{{ AutomationAssumeRole }}",
-    "parameters": {"AutomationAssumeRole": {"type": "String", "default": ""}},
-    "mainSteps": [
-        {
-            "name": "Before",
-            "action": "aws:executeAwsApi",
-            "inputs": {"Service": "ec2", "Api": "DescribeInstances"},
-        },
-        {"name": "FirstWindow", "action": "aws:sleep", "inputs": {"Duration": "PT6H"}},
-        {"name": "SecondWindow", "action": "aws:sleep", "inputs": {"Duration": "PT7H"}},
-        {
-            "name": "After",
-            "action": "aws:executeAwsApi",
-            "inputs": {"Service": "ec2", "Api": "DescribeInstances"},
-        },
-    ],
-}
+THIRTEEN_HOURS = role_runbook(
+    step("Before", "aws:executeAwsApi", inputs={"Service": "ec2", "Api": "DescribeInstances"}),
+    step("FirstWindow", "aws:sleep", inputs={"Duration": "PT6H"}),
+    step("SecondWindow", "aws:sleep", inputs={"Duration": "PT7H"}),
+    step("After", "aws:executeAwsApi", inputs={"Service": "ec2", "Api": "DescribeInstances"}),
+    role_default="",
+)
 
 
 def test_thirteen_hour_runbook_fails_at_hour_twelve_without_a_role_and_succeeds_with_one(

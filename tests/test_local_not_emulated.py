@@ -7,7 +7,6 @@ with the retrying client configuration the runtime's own steps use.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +14,9 @@ import boto3
 from botocore.config import Config
 
 from tests.corpus_runtime import all_actions_role
-from tests.fixtures.local_runtime import error_of, unique
+from tests.fixtures.local_runtime import error_of
+from tests.local_engine_support import role_runbook, start_as_role
+from tests.local_engine_support import step as runbook_step
 
 if TYPE_CHECKING:
     from airflow_ssm_delegate.local.server import LocalAutomationServer
@@ -67,30 +68,19 @@ def test_an_action_moto_lacks_is_named_in_the_json_protocol(local_server: LocalA
 def test_a_step_calling_it_fails_with_the_refusal_in_its_message(local_server: LocalAutomationServer) -> None:
     ssm = retrying_client(local_server, "ssm")
     retrying_client(local_server, "ec2").run_instances(ImageId=AMI, MinCount=1, MaxCount=1)
-    name = unique("NotEmulated")
-    content = {
-        "schemaVersion": "0.3",
-        "assumeRole": "{{ AutomationAssumeRole }}",
-        "parameters": {"AutomationAssumeRole": {"type": "String"}},
-        "mainSteps": [
-            {
-                "name": "describe",
-                "action": "aws:executeAwsApi",
-                "inputs": {
-                    "Service": "ec2",
-                    "Api": "DescribeInstances",
-                    "Filters": [{"Name": "tenancy", "Values": ["default"]}],
-                },
-            }
-        ],
-    }
-    ssm.create_document(
-        Name=name, Content=json.dumps(content), DocumentType="Automation", DocumentFormat="JSON"
+    content = role_runbook(
+        runbook_step(
+            "describe",
+            "aws:executeAwsApi",
+            inputs={
+                "Service": "ec2",
+                "Api": "DescribeInstances",
+                "Filters": [{"Name": "tenancy", "Values": ["default"]}],
+            },
+        )
     )
     role = all_actions_role(local_server, "not-emulated")
-    execution_id = ssm.start_automation_execution(
-        DocumentName=name, Parameters={"AutomationAssumeRole": [role]}
-    )["AutomationExecutionId"]
+    execution_id = start_as_role(ssm, "NotEmulated", content, role)
     execution: dict[str, Any] = {}
     for _ in range(1500):
         execution = ssm.get_automation_execution(AutomationExecutionId=execution_id)["AutomationExecution"]

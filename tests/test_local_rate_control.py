@@ -93,6 +93,28 @@ def publish(ssm: Any, content: dict[str, Any], **document: Any) -> str:
     return name
 
 
+def hold_the_only_slot(ssm: Any, server: LocalAutomationServer, max_queued: int) -> tuple[str, str]:
+    """HOLD published, the account's quotas cut to one running execution and ``max_queued`` queued, and a HOLD
+    execution waiting in that one running slot: (document name, the holder's execution id)."""
+    name = publish(ssm, HOLD)
+    server.quotas = ExecutionQuotas(max_running=1, max_queued=max_queued)
+    holder = start(ssm, name, Parameters={"InstanceId": ["holder"]})
+    until(ssm, holder, lambda e: e["AutomationExecutionStatus"] == "Waiting")
+    return name, holder
+
+
+def publish_as_role(ssm: Any, new_role: Callable[..., str], prefix: str) -> tuple[str, str]:
+    """A role Automation may assume, with no permissions, and NAP published to run as the role its
+    AutomationAssumeRole parameter names: (role ARN, document name)."""
+    role = new_role([SSM_TRUST], [], prefix=prefix)
+    content = {
+        **NAP,
+        "assumeRole": "{{ AutomationAssumeRole }}",
+        "parameters": {**NAP["parameters"], "AutomationAssumeRole": {"type": "String"}},
+    }
+    return role, publish(ssm, content)
+
+
 def tagged_instances(ec2: Any, count: int, key: str, value: str) -> list[str]:
     tags = [{"ResourceType": "instance", "Tags": [{"Key": key, "Value": value}]}]
     found = ec2.run_instances(ImageId=AMI, MinCount=count, MaxCount=count, TagSpecifications=tags)
@@ -358,10 +380,7 @@ def test_stop_complete_lets_no_more_children_start_and_reports_completed(
 def test_children_count_against_the_account_quota_and_wait_pending(
     ssm: Any, fresh_quotas: LocalAutomationServer
 ) -> None:
-    name = publish(ssm, HOLD)
-    fresh_quotas.quotas = ExecutionQuotas(max_running=1, max_queued=1)
-    holder = start(ssm, name, Parameters={"InstanceId": ["holder"]})
-    until(ssm, holder, lambda e: e["AutomationExecutionStatus"] == "Waiting")
+    name, holder = hold_the_only_slot(ssm, fresh_quotas, max_queued=1)
     parent_id = by_parameter_values(ssm, name, ["a"])
     (child,) = child_exists(ssm, parent_id)
     child_id = child["AutomationExecutionId"]
@@ -378,10 +397,7 @@ def test_children_count_against_the_account_quota_and_wait_pending(
 def test_a_child_refused_by_a_full_account_queue_is_an_error_of_its_target(
     ssm: Any, fresh_quotas: LocalAutomationServer
 ) -> None:
-    name = publish(ssm, HOLD)
-    fresh_quotas.quotas = ExecutionQuotas(max_running=1, max_queued=0)
-    holder = start(ssm, name, Parameters={"InstanceId": ["holder"]})
-    until(ssm, holder, lambda e: e["AutomationExecutionStatus"] == "Waiting")
+    name, holder = hold_the_only_slot(ssm, fresh_quotas, max_queued=0)
     try:
         parent = ended(ssm, by_parameter_values(ssm, name, ["a", "b"]))
     finally:
@@ -457,13 +473,7 @@ def test_resource_group_targets_use_the_group_tag_query_and_refuse_other_queries
 def test_tag_resolution_uses_the_parent_identity_which_needs_tag_get_resources(
     ssm: Any, ec2: Any, new_role: Callable[..., str]
 ) -> None:
-    role = new_role([SSM_TRUST], [], prefix="rate-role")
-    content = {
-        **NAP,
-        "assumeRole": "{{ AutomationAssumeRole }}",
-        "parameters": {**NAP["parameters"], "AutomationAssumeRole": {"type": "String"}},
-    }
-    name = publish(ssm, content)
+    role, name = publish_as_role(ssm, new_role, "rate-role")
     fleet = unique("db")
     tagged_instances(ec2, 1, "Fleet", fleet)
     parent = ended(
@@ -606,13 +616,7 @@ def test_the_hook_starts_a_rate_controlled_run_against_the_runtime(
     from airflow_ssm_delegate.hooks.automation import SsmAutomationHook
     from airflow_ssm_delegate.policy import PolicyViolation
 
-    role = new_role([SSM_TRUST], [], prefix="rate-hook-role")
-    content = {
-        **NAP,
-        "assumeRole": "{{ AutomationAssumeRole }}",
-        "parameters": {**NAP["parameters"], "AutomationAssumeRole": {"type": "String"}},
-    }
-    name = publish(ssm, content)
+    role, name = publish_as_role(ssm, new_role, "rate-hook-role")
     policy_file(
         f"documents:\n  {name}:\n    roles: ['{role}']\n    default_role: {role}\n"
         "    fan_out: {max_concurrency: 2}\n"
