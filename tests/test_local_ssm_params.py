@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -185,3 +186,24 @@ def test_a_public_windows_ami_parameter_no_emulated_image_has_is_not_found(ssm: 
     name = runbook(ssm, {"AmiId": {"type": "String", "default": f"{{{{ssm:{absent}}}}}"}})
     error = error_of(lambda: ssm.start_automation_execution(DocumentName=name))
     assert error["Code"] == PARAMETER_ERROR and absent in error["Message"]
+
+
+def test_a_reference_in_a_step_input_fails_the_step_saying_where_references_belong(ssm: Any) -> None:
+    name = unique("StoreRefInStep")
+    content = {
+        "schemaVersion": "0.3",
+        "mainSteps": [{"name": "nap", "action": "aws:sleep", "inputs": {"Duration": "{{ ssm:/ops/nap }}"}}],
+    }
+    ssm.create_document(
+        Name=name, Content=json.dumps(content), DocumentType="Automation", DocumentFormat="JSON"
+    )
+    execution_id = ssm.start_automation_execution(DocumentName=name)["AutomationExecutionId"]
+    execution: dict[str, Any] = {}
+    for _ in range(200):  # the step fails while rendering its inputs: at once
+        execution = ssm.get_automation_execution(AutomationExecutionId=execution_id)["AutomationExecution"]
+        if execution["AutomationExecutionStatus"] == "Failed":
+            break
+        time.sleep(0.05)
+    assert execution["AutomationExecutionStatus"] == "Failed"
+    message = execution["StepExecutions"][0]["FailureMessage"]
+    assert "ssm:/ops/nap" in message and "not in step inputs" in message

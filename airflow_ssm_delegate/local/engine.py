@@ -642,6 +642,14 @@ class AutomationEngine:
                     "Verification",
                     stage="Inputs",
                 )
+            if expression.startswith("ssm:"):  # AWS resolves Parameter Store references in parameters only
+                raise StepFailure(
+                    f"{{{{ {expression} }}}}: Parameter Store references are resolved in the runbook's "
+                    "parameters (a default or a value given at start), not in step inputs; declare a "
+                    "parameter whose default is this reference, or call ssm GetParameter in a step.",
+                    "Verification",
+                    stage="Inputs",
+                )
             raise StepFailure(
                 f"{{{{ {expression} }}}} is not a parameter, a step output or a global/automation variable.",
                 "Verification",
