@@ -118,7 +118,8 @@ with DAG(
         execution_timeout=timedelta(hours=10),
     )
 
-    @task(trigger_rule=TriggerRule.ALL_DONE)
+    # One XCom, not one per location (a dict return type would make Airflow split it by key).
+    @task(trigger_rule=TriggerRule.ALL_DONE, multiple_outputs=False)
     def report_locations(execution_id: str) -> dict[str, dict[str, Any]]:
         """Log each location's child execution and how it ended; fail unless every location succeeded."""
         from airflow_ssm_delegate.hooks.automation import SsmAutomationHook
