@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 
 from airflow_ssm_delegate.compat import HAS_HITL
 from airflow_ssm_delegate.local.events import connection_env_with_queue, grant_consumer, route_events_to_queue
@@ -87,10 +86,6 @@ def world(
         grant_consumer(runtime.client("iam"), story.operator.arn, queue_url, sqs)
         env = story_env(story)
         env.update(connection_env_with_queue(env, AIRFLOW_CONN_ID, queue_url))
-        # One Fernet key for every process, as a deployment has: without it each process that finds no
-        # airflow.cfg generates its own, and the triggerer cannot read the asset trigger's kwargs the
-        # dag-processor stored (its runner dies on them).
-        env["AIRFLOW__CORE__FERNET_KEY"] = Fernet.generate_key().decode()
         with airflow_stacks.stack(dags_folder=folder, extra_env=env) as stack:
             stack.start_all()
             for dag_id in dags:
