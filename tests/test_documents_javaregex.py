@@ -29,6 +29,10 @@ from airflow_ssm_delegate.documents.parameters import pattern_problem
         (r"^(?<n>a)\k<n>$", "aa", "ab"),  # named group and back reference
         (r"ab\Z", "ab\n", "abc"),  # \Z: before a final line terminator
         (r"ab\z", "ab", "ab\n"),  # \z: only at the very end
+        (r"^\u0041\u00e9$", "Aé", "Ae"),
+        # an escaped surrogate pair is one supplementary code point, in a class range too
+        (r"^[\u0020-\uD7FF\uD800\uDC00-\uDBFF\uDFFF]+$", "asg \U0001f600", "\t"),
+        (r"^\uD83D\uDE00$", "\U0001f600", "\ud83d"),
     ],
 )
 def test_java_constructs_mean_what_java_means(pattern: str, matching: str | None, not_matching: str) -> None:
@@ -50,6 +54,7 @@ def test_patterns_are_found_anywhere_unless_anchored() -> None:
         ("abc\\", "lone backslash"),
         (r"\x{zz}", "hexadecimal digits"),
         (r"\0", "octal digit"),
+        (r"\u00g1", "4 hexadecimal digits"),
         (r"\k<name", "not closed"),
         ("a" * 20_000, "more than 10000"),
         (r"\p{NoSuchProperty}", "unknown property"),

@@ -7,7 +7,8 @@ quantifiers, atomic groups, nested classes (``[a-d[m-p]]``) and intersections (`
 few Java constructs it lacks or reads differently (java.util.regex.Pattern, "Summary of regular-expression
 constructs"):
 
-- ``\\Q...\\E`` quoting, ``\\x{h...h}``, ``\\0ooo`` octal, ``\\cX`` control, ``\\e`` escape, ``\\k<name>``;
+- ``\\Q...\\E`` quoting, ``\\x{h...h}``, ``\\0ooo`` octal, ``\\cX`` control, ``\\e`` escape, ``\\k<name>``,
+  and escaped surrogate pairs (``\\uD83D\\uDE00`` is one code point);
 - the POSIX classes, which Java defines over US-ASCII only (``\\p{Lower}`` is ``[a-z]``, not Unicode);
 - the ``java.lang.Character`` classes (``\\p{javaLowerCase}`` ...);
 - ``\\Z`` (Java: before a final line terminator; ``regex``: only at the very end);
@@ -86,6 +87,31 @@ def _quoted(pattern: str, start: int) -> tuple[str, int]:
     )
 
 
+def _hex4(pattern: str, i: int) -> int | None:
+    """The code unit of a ``\\uhhhh`` escape at ``pattern[i]``, or None when there is none."""
+    digits = pattern[i + 2 : i + 6]
+    if (
+        pattern.startswith("\\u", i)
+        and len(digits) == 4
+        and all(c in "0123456789abcdefABCDEF" for c in digits)
+    ):
+        return int(digits, 16)
+    return None
+
+
+def _unicode(pattern: str, i: int) -> tuple[str, int]:
+    """``\\uhhhh``; a high surrogate escaped right before a low one is one supplementary code point,
+    as Java's Pattern reads it: ``[\\uD800\\uDC00-\\uDBFF\\uDFFF]`` (AWSDocs-ScaleLoadBalanced) is
+    U+10000-U+10FFFF, where read one unit at a time it is a bad range."""
+    high = _hex4(pattern, i)
+    if high is None:
+        raise PatternError(f"\\u at position {i} needs 4 hexadecimal digits")
+    low = _hex4(pattern, i + 6) if 0xD800 <= high <= 0xDBFF else None
+    if low is not None and 0xDC00 <= low <= 0xDFFF:
+        return _char(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)), i + 12
+    return _char(high), i + 6
+
+
 def _escape(pattern: str, i: int) -> tuple[str, int]:
     """The escape at ``pattern[i]`` (a backslash) translated, and the index after it."""
     if i + 1 >= len(pattern):
@@ -105,6 +131,8 @@ def _escape(pattern: str, i: int) -> tuple[str, int]:
         if not digits or len(digits) > 6 or any(c not in "0123456789abcdefABCDEF" for c in digits):
             raise PatternError(f"\\x{{...}} at position {i} needs 1-6 hexadecimal digits")
         return _char(int(digits, 16)), end + 1
+    if letter == "u":
+        return _unicode(pattern, i)
     if letter == "0":
         digits = ""
         for c in pattern[i + 2 : i + 5]:
