@@ -243,3 +243,63 @@ def test_an_unreachable_step_inside_a_loop_is_reported() -> None:
         "          action: aws:changeInstanceState\n          isEnd: true\n",
     )
     assert lint_codes(text) == [("SSM009", "warning")]  # stopOne ends the iteration: count never runs
+
+
+DEFAULTS_RUNBOOK = """\
+schemaVersion: '0.3'
+assumeRole: '{{ AutomationAssumeRole }}'
+parameters:
+  AutomationAssumeRole:
+    type: String
+    default: ''
+    allowedPattern: '^arn:aws:iam::\\\\d{12}:role/[\\\\w+=,.@-]+$'
+  SnapshotId:
+    type: String
+    default: $LATEST
+    allowedPattern: '^[0-9a-zA-Z.\\\\-_/:]+$'
+  StatusCodes:
+    type: StringList
+    allowedValues: [403, 500]
+    default: ['403']
+mainSteps:
+  - name: describe
+    action: aws:executeAwsApi
+    inputs:
+      Service: ec2
+      Api: DescribeSnapshots
+      SnapshotIds: ['{{ SnapshotId }}']
+      Filters: [{Name: description, Values: '{{ StatusCodes }}'}]
+    outputs:
+      - Name: VolumeId
+        Selector: $.Snapshots[0].VolumeId
+"""
+
+
+def test_a_default_its_own_constraints_reject_starts_as_written_but_a_passed_value_is_checked() -> None:
+    """AWS's published runbooks declare such defaults ('' for an optional role) and start without them."""
+    runbook = parse_runbook(DEFAULTS_RUNBOOK)
+    assert resolve_parameters(runbook, {}) == {
+        "AutomationAssumeRole": "",
+        "SnapshotId": "$LATEST",
+        "StatusCodes": ["403"],
+    }
+    with pytest.raises(ParameterValidationError, match="SnapshotId: '\\$LATEST' does not match"):
+        resolve_parameters(runbook, {"SnapshotId": ["$LATEST"]})
+    with pytest.raises(ParameterValidationError, match="SnapshotId: '' does not match"):
+        to_api_parameters(runbook, {"SnapshotId": ""})
+
+
+def test_such_defaults_numbers_in_allowed_values_and_an_output_without_type_lint_without_error() -> None:
+    """Type is optional and defaults to String; numbers listed for a StringList compare as text."""
+    assert lint_codes(DEFAULTS_RUNBOOK) == [("SSM026", "warning"), ("SSM026", "warning")]
+    assert parse_runbook(DEFAULTS_RUNBOOK).steps[0].outputs[0]["Name"] == "VolumeId"
+    wrong_type = DEFAULTS_RUNBOOK.replace(
+        "Selector: $.Snapshots[0].VolumeId", "Selector: $.x\n        Type: Text"
+    )
+    assert ("SSM001", "error") in lint_codes(wrong_type)
+
+
+def test_an_empty_yaml_default_is_an_empty_value() -> None:
+    text = DEFAULTS_RUNBOOK.replace("    default: ''\n", "    default:\n", 1)
+    assert resolve_parameters(parse_runbook(text), {})["AutomationAssumeRole"] == ""
+    assert ("SSM012", "error") not in lint_codes(text)

@@ -61,6 +61,7 @@ RULES: dict[str, Rule] = {
     "SSM023": Rule(WARNING, "no key is written twice in one mapping"),
     "SSM024": Rule(WARNING, "{{ prefix:NAME }} uses a known prefix (global, automation, variable, ssm)"),
     "SSM025": Rule(WARNING, "every declared parameter is used"),
+    "SSM026": Rule(WARNING, "a default fits the parameter's own constraints (AWS does not check it)"),
 }
 
 

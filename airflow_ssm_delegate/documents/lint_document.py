@@ -17,6 +17,8 @@ from airflow_ssm_delegate.documents.parameters import (
     ParameterSpec,
     base_type,
     check_value,
+    default_value,
+    from_api_items,
     pattern_problem,
 )
 from airflow_ssm_delegate.documents.references import REFERENCE, find_references
@@ -77,20 +79,34 @@ def parameter_value_problems(data: Mapping[str, Any]) -> Iterator[Problem]:
                     (*path, "allowedValues"),
                     f"parameter {name}: allowedValues is not supported for type {spec.type}",
                 )
+            bare = _bare(spec)
             for value in allowed:
-                _, problems = check_value(_bare(spec), value)
+                _, problems = check_value(bare, _as_listed(bare, value))
                 for problem in problems:
                     yield Problem(
                         "SSM012", (*path, "allowedValues"), f"parameter {problem} (in allowedValues)"
                     )
         if not spec.required and not find_references(spec.default):
-            _, problems = check_value(spec, spec.default)
-            for problem in problems:
-                yield Problem(
-                    "SSM012",
-                    (*path, "default"),
-                    f"parameter {problem} (the default); fix the default or the constraint",
-                )
+            yield from _default_problems(spec, path)
+
+
+def _default_problems(spec: ParameterSpec, path: Path) -> Iterator[Problem]:
+    """SSM012 for a default of the wrong type; SSM026 (a warning) for one its own constraints reject,
+    which AWS accepts and starts with (``default_value`` says where AWS does so)."""
+    items, type_problems = default_value(spec)
+    for problem in type_problems:
+        yield Problem(
+            "SSM012", (*path, "default"), f"parameter {problem} (the default); fix the default or the type"
+        )
+    if not type_problems:
+        _, problems = check_value(spec, from_api_items(spec, items))
+        for problem in problems:
+            yield Problem(
+                "SSM026",
+                (*path, "default"),
+                f"parameter {problem} (the default): AWS starts with it unchecked, but a caller could "
+                "not pass it; fix the default or the constraint",
+            )
 
 
 #: One item of a list type, as allowedValues lists them (``List<AWS::EC2::Instance::Id>`` keeps its pattern).
@@ -98,6 +114,13 @@ LIST_ITEM_TYPES = {
     "StringList": "String",
     **{name: name[5:-1] for name in PARAMETER_TYPES if name.startswith("List<")},
 }
+
+
+def _as_listed(item_spec: ParameterSpec, value: Any) -> Any:
+    """A number listed for a String item is its text, as AWS compares it (AWSConfigRemediation-
+    EnableCloudFrontOriginFailover lists HTTP status codes ``[403, 404]`` for a StringList)."""
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return str(value) if numeric and base_type(item_spec.type) == "String" else value
 
 
 def _bare(spec: ParameterSpec) -> ParameterSpec:

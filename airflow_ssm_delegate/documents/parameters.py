@@ -259,16 +259,37 @@ def _constraint_problems(spec: ParameterSpec, items: list[str]) -> list[str]:
     return problems
 
 
-def check_value(spec: ParameterSpec, value: Any) -> tuple[list[str], list[str]]:
-    """Convert ``value`` to the API form of ``spec``; returns (api_items, problems with the name prefixed)."""
+def convert_value(spec: ParameterSpec, value: Any) -> tuple[list[str], list[str]]:
+    """``value`` in the API form of ``spec``'s type, constraints unchecked: (api_items, type problems)."""
     converter = _TO_API.get(base_type(spec.type))
     if converter is None:
         return [], [f"{spec.name}: unknown parameter type {spec.type!r}; use one of {list(PARAMETER_TYPES)}"]
     try:
-        items = converter(value)
+        return converter(value), []
     except _BadValue as exc:
         return [], [f"{spec.name}: {exc}"]
+
+
+def check_value(spec: ParameterSpec, value: Any) -> tuple[list[str], list[str]]:
+    """Convert ``value`` to the API form of ``spec``; returns (api_items, problems with the name prefixed)."""
+    items, problems = convert_value(spec, value)
+    if problems:
+        return [], problems
     return items, [f"{spec.name}: {problem}" for problem in _constraint_problems(spec, items)]
+
+
+def default_value(spec: ParameterSpec) -> tuple[list[str], list[str]]:
+    """The declared default in API form, held to its type only, not to the parameter's constraints.
+
+    AWS publishes runbooks whose defaults their own constraints reject and that start without the
+    parameter: ``''`` under an allowedPattern that needs a value (AWSSupport-*, AWSResilienceHub-*),
+    ``$LATEST`` as a snapshot id, a 601-character log format. So a default is used as written;
+    a value the caller passes is checked in full. ``default: null`` (a YAML ``default:`` left empty)
+    is an empty value.
+    """
+    if spec.default is None:
+        return convert_value(spec, "" if base_type(spec.type) == "String" else [])
+    return convert_value(spec, spec.default)
 
 
 def from_api_items(spec: ParameterSpec, items: Sequence[str]) -> Any:
@@ -332,7 +353,11 @@ def resolve_parameters(runbook: HasParameters, api_parameters: Mapping[str, Sequ
             problems.append(f"{name}: required (the runbook declares no default); pass a value")
             continue
         else:
-            raw = spec.default
+            items, value_problems = default_value(spec)
+            problems.extend(value_problems)
+            if not value_problems:
+                result[name] = from_api_items(spec, items)
+            continue
         items, value_problems = check_value(spec, raw)
         if value_problems:
             problems.extend(value_problems)

@@ -190,17 +190,19 @@ def _step_key_problems(path: Path, step: Mapping[str, Any]) -> Iterator[Problem]
             yield Problem("SSM001", (*path, key), f"{label}: {key} must be at least 1, got {number}")
     outputs = step.get("outputs")
     for number, output in enumerate(outputs if isinstance(outputs, list) else []):
+        # Type is optional and defaults to String (automation-action-outputs-inputs.html); AWS's own
+        # runbooks (e.g. AWSSupport-* describe steps) leave it out.
         if not (
             isinstance(output, Mapping)
             and isinstance(output.get("Name"), str)
             and isinstance(output.get("Selector"), str)
-            and output.get("Type") in OUTPUT_TYPES
+            and output.get("Type", "String") in OUTPUT_TYPES
         ):
             yield Problem(
                 "SSM001",
                 (*path, "outputs", number),
                 f"{label}: outputs[{number}] needs Name, "
-                f"Selector (strings) and Type (one of {sorted(OUTPUT_TYPES)})",
+                f"Selector (strings) and, if given, Type (one of {sorted(OUTPUT_TYPES)})",
             )
 
 
