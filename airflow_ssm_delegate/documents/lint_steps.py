@@ -218,7 +218,7 @@ class _Scope:
             return self._prefixed("variable", output)
         if name not in self.steps:
             if name in self.everywhere:
-                return "SSM010", f"{{{{ {expr} }}}}: {name} is not a step that runs before {where}"
+                return "SSM027", f"{{{{ {expr} }}}}: {name} is not a step that runs before {where}"
             return "SSM010", f"{{{{ {expr} }}}}: {name} is not a step of this runbook"
         outputs = _output_names(self.steps[name])
         if output.split(".")[0] not in outputs:
@@ -258,23 +258,50 @@ def _input_problems(step: LintStep, scope: _Scope) -> Iterator[Problem]:
 def reference_problems(data: Mapping[str, Any], steps: list[LintStep]) -> Iterator[Problem]:
     """SSM010/022/024 for every step, loops included.
 
-    A step sees the steps before it in document order. A loop's steps also see the loop (its
+    A step sees the steps before it in document order, and those the flow can run before it (a
+    jump back or out of order). A loop's steps also see the loop (its
     CurrentIteration / CurrentIteratorValue) and every step of the loop (an earlier iteration ran them);
     the loop's own inputs (LoopCondition) see its steps; steps after the loop see the loop's steps too.
     """
     everywhere = {step.name for step in steps} | {inner.name for step in steps for inner in _nested(step)}
+    ran_before = _flow_predecessors(steps)
     earlier: dict[str, LintStep] = {}
     for step in steps:
+        before = {**earlier, **ran_before[step.name]}
         body = _nested(step)
         if body:
-            inside = {**earlier, step.name: step, **{inner.name: inner for inner in body}}
+            inside = {**before, step.name: step, **{inner.name: inner for inner in body}}
             yield from _input_problems(step, _Scope(data, inside, everywhere))
             for inner in body:
                 yield from _input_problems(inner, _Scope(data, inside, everywhere))
-            earlier = inside
+            earlier = {**earlier, step.name: step, **{inner.name: inner for inner in body}}
         else:
-            yield from _input_problems(step, _Scope(data, earlier, everywhere))
+            yield from _input_problems(step, _Scope(data, before, everywhere))
         earlier[step.name] = step
+
+
+def _flow_predecessors(steps: list[LintStep]) -> dict[str, dict[str, LintStep]]:
+    """For each top-level step, the steps (loop bodies included) from which the flow can reach it.
+
+    A jump (nextStep, onFailure, branch) can run a step written later before one written earlier:
+    AWSSupport-CloneXenEC2WinInstanceAndMigrateToNitro's failure path reads an output of a step the
+    document lists after it.
+    """
+    by_name = {step.name: step for step in steps}
+    following = {step.name: steps[i + 1].name if i + 1 < len(steps) else None for i, step in enumerate(steps)}
+    result: dict[str, dict[str, LintStep]] = {step.name: {} for step in steps}
+    for source in steps:
+        ran = {source.name: source, **{inner.name: inner for inner in _nested(source)}}
+        seen: set[str] = set()
+        todo = list(_successors(source, following[source.name]))
+        while todo:
+            name = todo.pop()
+            if name in seen or name not in by_name:
+                continue
+            seen.add(name)
+            result[name].update(ran)
+            todo.extend(_successors(by_name[name], following[name]))
+    return result
 
 
 def unused_parameter_problems(data: Mapping[str, Any]) -> Iterator[Problem]:
