@@ -199,7 +199,7 @@ NAME_HINTS: tuple[tuple[str, str], ...] = (
     ("url", "=https://example.com/template.yaml"),
     ("duration", "=PT1M"),
 )
-GENERIC = ("example", "example-1", "1", "a", "example_value", "Example")
+GENERIC = ("example", "example-1", "1", "a", "example_value", "Example", "10.0.0.1")
 
 
 def _hinted(name: str, resources: SampleResources) -> list[str]:
@@ -226,7 +226,7 @@ def _sample_from_pattern(pattern: str) -> str | None:
         warnings.simplefilter("ignore", DeprecationWarning)
         import sre_parse
     try:
-        tree = sre_parse.parse(pattern)
+        tree = sre_parse.parse(_sre_readable(pattern))
     except (re.error, OverflowError, RecursionError):
         return None
     try:
@@ -234,6 +234,13 @@ def _sample_from_pattern(pattern: str) -> str | None:
     except ValueError:
         return None
     return text if _matches(pattern, text) else None
+
+
+def _sre_readable(pattern: str) -> str:
+    """Java constructs ``sre_parse`` lacks, made readable for sampling only (the sample is then checked
+    against the real pattern): ``\\p{L}`` as a letter, ``[\\w-.]`` with its literal ``-`` escaped."""
+    pattern = regex.sub(r"\\[pP]\{\w+\}", "a", pattern)
+    return regex.sub(r"(\\[wdsWDS])-(?!\])", r"\1\\-", pattern)
 
 
 def _render(items: Any) -> str:
@@ -334,7 +341,9 @@ def sample_value(name: str, declaration: dict[str, Any], resources: SampleResour
         if allowed:
             return int(allowed[0])
         low = declaration.get("minValue")
-        return int(low) if low is not None else 1
+        start = int(low) if low is not None else 1
+        pattern = declaration.get("allowedPattern")
+        return next((n for n in range(start, start + 10_000) if _matches(pattern, str(n))), start)
     if kind == "StringMap":
         return {"Environment": "Development"}
     if kind == "MapList":
