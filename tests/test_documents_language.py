@@ -303,3 +303,15 @@ def test_an_empty_yaml_default_is_an_empty_value() -> None:
     text = DEFAULTS_RUNBOOK.replace("    default: ''\n", "    default:\n", 1)
     assert resolve_parameters(parse_runbook(text), {})["AutomationAssumeRole"] == ""
     assert ("SSM012", "error") not in lint_codes(text)
+
+
+def test_a_change_template_is_refused_saying_how_aws_starts_it() -> None:
+    """AWS publishes change templates (AWS-HelloWorldChangeTemplate) beside runbooks; not runbooks."""
+    text = (
+        "schemaVersion: '0.3'\ntemplateInformation: Restart the fleet\nemergencyChange: false\n"
+        "executableRunBooks:\n  - name: AWS-RestartEC2Instance\n    version: '1'\n"
+        "mainSteps:\n  - name: wait\n    action: aws:sleep\n    inputs:\n      Duration: PT1S\n"
+    )
+    with pytest.raises(RunbookError, match=r"change template .*StartChangeRequestExecution") as caught:
+        parse_runbook(text)
+    assert "unknown top-level key" not in str(caught.value)

@@ -24,6 +24,11 @@ STEP_NAME = re.compile(r"[A-Za-z0-9_]{1,128}")
 TOP_LEVEL_KEYS = frozenset(
     {"schemaVersion", "description", "assumeRole", "parameters", "variables", "outputs", "mainSteps", "files"}
 )
+#: Keys of a Change Manager change template (type Automation.ChangeTemplate, AWS-HelloWorldChangeTemplate):
+#: AWS starts it with StartChangeRequestExecution (API_StartChangeRequestExecution.html), not as a runbook.
+CHANGE_TEMPLATE_KEYS = frozenset(
+    {"templateInformation", "executableRunBooks", "emergencyChange", "autoApprovable"}
+)
 STEP_KEYS = frozenset(
     {
         "name",
@@ -323,10 +328,21 @@ def structural_problems(data: Any) -> list[Problem]:
     """Every problem that makes ``data`` unusable as a schema-0.3 runbook (empty list = structurally fine)."""
     if not isinstance(data, Mapping):
         return [Problem("SSM001", (), "a runbook must be a mapping with schemaVersion and mainSteps")]
+    template_keys = sorted(set(data) & CHANGE_TEMPLATE_KEYS, key=str)
     problems = [
         Problem("SSM001", (key,), f"unknown top-level key {key!r}; allowed keys are {sorted(TOP_LEVEL_KEYS)}")
-        for key in sorted(set(data) - TOP_LEVEL_KEYS, key=str)
+        for key in sorted(set(data) - TOP_LEVEL_KEYS - CHANGE_TEMPLATE_KEYS, key=str)
     ]
+    if template_keys:
+        problems.append(
+            Problem(
+                "SSM001",
+                (template_keys[0],),
+                f"a Change Manager change template (it has {', '.join(template_keys)}), not a runbook: AWS "
+                "runs it with StartChangeRequestExecution, never StartAutomationExecution; start a runbook "
+                "it lists under executableRunBooks instead",
+            )
+        )
     if str(data.get("schemaVersion")) != SCHEMA_VERSION:
         problems.append(
             Problem(
