@@ -64,6 +64,7 @@ RULES: dict[str, Rule] = {
     "SSM026": Rule(WARNING, "a default fits the parameter's own constraints (AWS does not check it)"),
     # AWS accepts it (AWSSupport-CloneXenEC2WinInstanceAndMigrateToNitro ships one); fails if reached.
     "SSM027": Rule(WARNING, "a referenced step is one the flow can run before the referring step"),
+    "SSM028": Rule(WARNING, "an undocumented action AWS's own runbooks use (AWS runs it; not checked)"),
 }
 
 

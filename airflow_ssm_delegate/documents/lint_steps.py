@@ -10,6 +10,7 @@ from jsonpath_ng.ext import parse as parse_jsonpath
 
 from airflow_ssm_delegate.documents.actions import (
     ACTIONS,
+    AWS_INTERNAL_ACTIONS,
     api_operation,
     is_reference,
     operation_names,
@@ -64,6 +65,14 @@ def loop_bodies(steps: list[LintStep]) -> list[LintStep]:
 
 def action_problems(step: LintStep) -> Iterator[Problem]:
     spec = ACTIONS.get(step.action)
+    if spec is None and step.action in AWS_INTERNAL_ACTIONS:
+        yield Problem(
+            "SSM028",
+            (*step.path, "action"),
+            f"step {step.name}: {step.action} is an undocumented action only AWS's own runbooks use; AWS "
+            "runs it, but its inputs cannot be checked and the local runtime refuses it",
+        )
+        return
     if spec is None:
         yield Problem(
             "SSM003",
