@@ -31,5 +31,7 @@ def pytest_collection_modifyitems(config: object, items: list) -> None:
     import pytest
 
     for item in items:
+        if item.get_closest_marker("xdist_group"):  # a test that asks for a worker of its own keeps it
+            continue
         if _STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.xdist_group("airflow-stack"))
