@@ -119,7 +119,7 @@ ACTIONS: dict[str, ActionSpec] = {
 }  # fmt: skip
 
 #: Actions AWS's own published runbooks use that no AWS page documents (so no inputs to check and nothing to
-#: emulate): AWSEC2-CloneInstanceAndUpgradeSQLServer / -WindowsServer (aws:putServerUpgradeMetrics,
+#: emulate): AWSEC2-CloneInstanceAndUpgradeSQLServer / -Windows (aws:putServerUpgradeMetrics,
 #: aws:shareSQLMedia) and AWS's Distributor-on-Azure runbook (aws:installDistributorPackageOnAzure). AWS runs
 #: them, so lint only warns (SSM028); the local runtime refuses them by name at start.
 AWS_INTERNAL_ACTIONS = frozenset(
