@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from airflow_ssm_delegate.examples import AUTOMATION_POOL, pool_set_command
+from airflow_ssm_delegate.examples import AUTOMATION_POOL, FLEET_ACCOUNTS, pool_set_command
 from airflow_ssm_delegate.local import story
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,6 +180,13 @@ def test_the_local_runtime_is_where_the_story_is_provisioned() -> None:
     assert [line[-1] for line in imports] == [f"{output_dir}/{story.CONNECTIONS_FILE_NAME}"]
     variables = [shlex.split(line) for line in _init_lines("/entrypoint airflow variables import")]
     assert [line[-1] for line in variables] == [f"{output_dir}/{story.VARIABLES_FILE_NAME}"]
+
+
+def test_the_local_runtime_runs_the_fleet_accounts_the_story_sets_up() -> None:
+    """Without them the story leaves the fleet out and fleet_patch_maintenance fails at its first location."""
+    local_args = shlex.split(SERVICES["ssm-delegate-local"]["command"])
+    accounts = [local_args[i + 1] for i, arg in enumerate(local_args) if arg == "--account"]
+    assert accounts == list(FLEET_ACCOUNTS)
 
 
 def test_console_scripts_and_modules_it_runs_exist() -> None:

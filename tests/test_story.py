@@ -12,18 +12,28 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import boto3
 import pytest
 import yaml
 from botocore.exceptions import ClientError
 
 from airflow_ssm_delegate.documents.bundled import runbook_path
-from airflow_ssm_delegate.examples import EXAMPLES_DIR
+from airflow_ssm_delegate.examples import EXAMPLES_DIR, FLEET_ACCOUNTS, FLEET_ALARM, FLEET_REGIONS
+from airflow_ssm_delegate.fanout import DEFAULT_EXECUTION_ROLE_NAME
 from airflow_ssm_delegate.local.story import (
     AIRFLOW_CONN_ID,
+    OPERATOR_USER,
     STORY_RUNBOOKS,
     Story,
     StoryError,
     provision_on_server,
+    provision_story,
+)
+from airflow_ssm_delegate.local.story_fleet import (
+    ADMINISTRATION_POLICY_NAME,
+    EXECUTION_POLICY_NAME,
+    FLEET_PATCH_GROUP,
+    FLEET_TAGGED_PER_LOCATION,
 )
 from airflow_ssm_delegate.policy import AUDIT_TAG_KEYS, DelegationPolicy
 from tests.fixtures.local_runtime import unique
@@ -162,6 +172,66 @@ def test_airflow_files_carry_the_operator_identity_and_no_admin_secret(story: St
     assert story.operator.secret_access_key not in repr(story)
 
 
+def _document(document: Any) -> Any:
+    return document if isinstance(document, dict) else json.loads(document)
+
+
+def test_the_fleet_accounts_are_set_up_as_iam_compiles_the_policy(
+    story: Story, story_prefix: str, local_server: LocalAutomationServer
+) -> None:
+    """What fleet_patch_maintenance needs: exactly what `iam --policy` prints for the example policy."""
+    example = json.loads((EXAMPLES_DIR / "iam-policies.json").read_text())
+
+    def unprefixed(document: Any) -> Any:
+        return json.loads(json.dumps(_document(document)).replace(f"role/{story_prefix}", "role/"))
+
+    administration = story.client("iam").get_role_policy(
+        RoleName=story.service_role_arn.rsplit("/", 1)[1], PolicyName=ADMINISTRATION_POLICY_NAME
+    )["PolicyDocument"]
+    assert unprefixed(administration) == example["administration_role_policy"]
+    assert story.client("cloudwatch").describe_alarms(AlarmNames=[FLEET_ALARM])["MetricAlarms"]
+    assert story.fleet is not None
+    assert set(story.fleet.tagged) == {(a, r) for a in FLEET_ACCOUNTS for r in FLEET_REGIONS}
+    for account in FLEET_ACCOUNTS:
+        admin = local_server.admin_credentials_for(account)
+        iam = boto3.client("iam", endpoint_url=local_server.endpoint_url, region_name="us-east-1", **admin)
+        role = iam.get_role(RoleName=DEFAULT_EXECUTION_ROLE_NAME)["Role"]
+        assert role["Arn"] == story.fleet.execution_role_arns[account]
+        assert unprefixed(role["AssumeRolePolicyDocument"]) == example["execution_role_trust_policy"]
+        policy = iam.get_role_policy(RoleName=DEFAULT_EXECUTION_ROLE_NAME, PolicyName=EXECUTION_POLICY_NAME)
+        assert _document(policy["PolicyDocument"]) == example["execution_role_policies"][account]
+        for region in FLEET_REGIONS:
+            ec2 = boto3.client("ec2", endpoint_url=local_server.endpoint_url, region_name=region, **admin)
+            patch_group = [{"Name": "tag:PatchGroup", "Values": [FLEET_PATCH_GROUP]}]
+            found = {
+                instance["InstanceId"]
+                for reservation in ec2.describe_instances(Filters=patch_group)["Reservations"]
+                for instance in reservation["Instances"]
+            }
+            assert found == set(story.fleet.tagged[(account, region)])
+            assert len(found) == FLEET_TAGGED_PER_LOCATION
+            assert story.fleet.untagged[(account, region)] not in found
+
+
+def test_fleet_admins_must_cover_every_fleet_account(
+    story: Story, local_server: LocalAutomationServer, tmp_path: Path
+) -> None:
+    prefix = unique("partial") + "-"
+    only_one = {FLEET_ACCOUNTS[0]: local_server.admin_credentials_for(FLEET_ACCOUNTS[0])}
+    with pytest.raises(
+        StoryError, match=rf"fleet account\(s\) {FLEET_ACCOUNTS[1]}: start ssm-delegate-local"
+    ):
+        provision_story(
+            local_server.endpoint_url,
+            local_server.admin_credentials,
+            tmp_path,
+            name_prefix=prefix,
+            account_admins=only_one,
+        )
+    with pytest.raises(ClientError, match="NoSuchEntity"):  # refused before anything was made
+        story.client("iam").get_user(UserName=prefix + OPERATOR_USER)
+
+
 def test_reprovisioning_the_same_names_fails_clearly(
     story: Story, local_server: LocalAutomationServer, tmp_path: Path, story_prefix: str
 ) -> None:
@@ -220,6 +290,8 @@ def test_the_command_line_provisions_from_an_admin_credentials_file(
     assert main([*argv, "--output-dir", str(output), "--name-prefix", prefix]) == 0
     printed = capsys.readouterr().out
     assert f"user/{prefix}airflow-operator (denied ec2:*)" in printed
+    # No other accounts in the file (ssm-delegate-local without --account): no fleet, and it says so.
+    assert "fleet accounts not provisioned" in printed and "--account 111122223333" in printed
     assert {p.name for p in output.iterdir()} == {
         "delegation-policy.yaml",
         "connections.json",
@@ -229,3 +301,6 @@ def test_the_command_line_provisions_from_an_admin_credentials_file(
     credentials.write_text(json.dumps({"aws_access_key_id": "x"}))
     assert main([*argv, "--output-dir", str(output)]) == 1
     assert "lacks aws_secret_access_key" in capsys.readouterr().err
+    credentials.write_text(json.dumps({**local_server.admin_credentials, "accounts": {"111122223333": {}}}))
+    assert main([*argv, "--output-dir", str(output)]) == 1
+    assert "'accounts' must map account ids to admin keys" in capsys.readouterr().err

@@ -3,7 +3,8 @@
 1. Starts the local Automation runtime in this process (its server keeps running in a thread while the
    Airflow subprocesses call it) on a fast simulated clock.
 2. Provisions the story (:mod:`airflow_ssm_delegate.local.story`): operator denied ``ec2:*``, service
-   role, runbooks published by the author, delegation policy pinning them.
+   role, runbooks published by the author, delegation policy pinning them, and the fleet example's two
+   target accounts (execution roles, tagged instances, the required alarm).
 3. Shows the operator's direct ``RunInstances`` refused, and a start of a runbook the policy does not list
    made with the operator's keys straight from boto3 (what DAG code could do) refused by IAM.
 4. Runs ``launch_tagged_instance`` with ``airflow dags test`` (project-local AIRFLOW_HOME, SQLite).
@@ -42,6 +43,7 @@ from airflow_ssm_delegate.local.story import (
     LOCAL_AMI_ID,
     Story,
     StoryError,
+    fleet_summary,
     provision_on_server,
 )
 from airflow_ssm_delegate.policy import AUDIT_TAG_KEYS
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
 REPO_DAGS = Path(__file__).resolve().parents[2] / "dags"
 LAUNCH_DAG = "launch_tagged_instance"
 MAINTENANCE_DAG = "long_running_maintenance"
+FLEET_DAG = "fleet_patch_maintenance"
 # The DAG's first weekly interval (a fixed date, so a repeated demo is the same run).
 MAINTENANCE_LOGICAL_DATE = "2026-11-07T02:00:00+00:00"
 LAUNCH_CONF = {"instance_type": "t3.small", "cost_center": "CC-2002", "owner": "demo@example.com"}
@@ -382,6 +385,7 @@ def run_story(args: argparse.Namespace, server: LocalAutomationServer) -> Report
         report.add(f"                   {runbook.name} v{runbook.version} sha256 {runbook.sha256[:16]}…")
     report.add(f"  operator       {story.operator.arn} (Airflow's aws_default; denied ec2:*)")
     report.add(f"  service role   {story.service_role_arn} (trusted by ssm.amazonaws.com only)")
+    report.add(f"  {fleet_summary(story)}")
     _show_direct_launch_refused(story, report)
     _show_unlisted_start_refused(story, report)
 
@@ -450,7 +454,7 @@ def run_airflow_ui(args: argparse.Namespace, server: LocalAutomationServer) -> i
     print(f"Local runtime: {server.endpoint_url}; operator {story.operator.arn}")
     print(
         f"Trigger {LAUNCH_DAG} from its form; unpause {MAINTENANCE_DAG} to run its weekly catch-up "
-        "(approved by the DAG, 2 at a time)."
+        f"(approved by the DAG, 2 at a time); trigger {FLEET_DAG} from its form ({fleet_summary(story)})."
     )
     # Stop the services on SIGTERM as on Ctrl-C, and on Ctrl-C even if our parent ignored SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -12,10 +12,13 @@ Three personas, as the package's README describes them:
 The IAM policies are the ones ``airflow-ssm-delegate iam --policy`` prints: the operator's is compiled from
 the very delegation policy written for Airflow (only the pinned runbooks, only the service role, only
 executions carrying Airflow's audit tags), so what the demo shows is what an administrator would deploy.
-``make demo``, the docker-compose ``airflow-init`` and the end-to-end tests all start from
+Given the admins of the fleet example's target accounts, it also sets those up for
+``fleet_patch_maintenance`` (:mod:`airflow_ssm_delegate.local.story_fleet`, from the same compilation).
+``make demo``/``make airflow``, the docker-compose ``airflow-init`` and the end-to-end tests all start from
 :func:`provision_story`.
 
-Command line (used by docker-compose)::
+Command line (used by docker-compose; the fleet accounts' admins come from FILE's ``accounts``, which
+``ssm-delegate-local --account`` writes)::
 
     python -m airflow_ssm_delegate.local.story --endpoint-url URL \\
         --admin-credentials-file FILE --output-dir DIR
@@ -47,6 +50,13 @@ from airflow_ssm_delegate.fanout import DEFAULT_EXECUTION_ROLE_NAME
 from airflow_ssm_delegate.iam import Scope as IamScope
 from airflow_ssm_delegate.iam import generate_policies
 from airflow_ssm_delegate.iam_compile import compile_operator_policy
+from airflow_ssm_delegate.local.story_fleet import (
+    FLEET_PATCH_GROUP,
+    Fleet,
+    launch_instances,
+    missing_fleet_admins,
+    provision_fleet,
+)
 from airflow_ssm_delegate.policy import DelegationPolicy
 
 if TYPE_CHECKING:
@@ -164,6 +174,7 @@ class Story:
     files: StoryFiles
     # The environment Airflow needs: AIRFLOW_CONN_AWS_DEFAULT (operator keys), the policy file, the variables.
     airflow_env: Mapping[str, str] = field(repr=False)
+    fleet: Fleet | None = None  # the fleet accounts, when provisioned (``account_admins``)
 
     @property
     def endpoint_url(self) -> str:
@@ -199,16 +210,8 @@ def _create_service_role(iam: Any, role_name: str, policies: Mapping[str, Any]) 
 
 def _launch_maintenance_target(ec2: Any) -> str:
     """The instance the maintenance DAG works on (launched by the administrator, not the operator)."""
-    reservation = ec2.run_instances(
-        ImageId=LOCAL_AMI_ID,
-        InstanceType="t3.micro",
-        MinCount=1,
-        MaxCount=1,
-        TagSpecifications=[
-            {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": MAINTENANCE_TARGET_NAME}]}
-        ],
-    )
-    return str(reservation["Instances"][0]["InstanceId"])
+    [instance_id] = launch_instances(ec2, LOCAL_AMI_ID, 1, {"Name": MAINTENANCE_TARGET_NAME})
+    return instance_id
 
 
 def delegation_policy(role_arn: str, runbooks: Mapping[str, PublishedRunbook]) -> dict[str, Any]:
@@ -276,6 +279,7 @@ def provision_story(
     region: str = "us-east-1",
     name_prefix: str = "",
     extra_runbooks: Sequence[Path] = (),
+    account_admins: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Story:
     """Provision the story on the runtime at ``endpoint_url`` and write its files into ``output_dir``.
 
@@ -287,7 +291,19 @@ def provision_story(
     Writes the delegation policy, ``connections.json`` and ``variables.json`` (for ``airflow connections
     import`` / ``airflow variables import``) and ``airflow.env`` (the same as environment variables, for
     ``set -a; . airflow.env``). The connection and env files hold the operator's secret key: mode 0600.
+
+    ``account_admins`` (account id -> its bootstrap admin's keys, e.g. what ``ssm-delegate-local --account``
+    writes) lets it also set up the fleet accounts (:mod:`~airflow_ssm_delegate.local.story_fleet`) so
+    ``fleet_patch_maintenance`` runs; it must then hold every fleet account. Their execution role names are
+    fixed by the policy: one fleet per runtime.
     """
+    missing = missing_fleet_admins(account_admins) if account_admins else []
+    if missing:
+        raise StoryError(
+            f"no admin keys for fleet account(s) {', '.join(missing)}: start ssm-delegate-local with "
+            + " ".join(f"--account {account}" for account in FLEET_ACCOUNTS)
+            + " (or give no other accounts to provision the story without the fleet)."
+        )
     admin = AdminAccess(
         endpoint_url,
         region,
@@ -311,16 +327,28 @@ def provision_story(
             runbooks[result.name] = PublishedRunbook(result.name, str(result.version), result.sha256)
         # The operator's IAM policy is compiled from the delegation policy Airflow reads (one source of
         # truth, as `airflow-ssm-delegate iam --policy` does): exactly the published, pinned versions.
-        operator_policy, _ = compile_operator_policy(
-            DelegationPolicy.from_mapping(delegation_policy(role_arn, runbooks), POLICY_FILE_NAME),
-            IamScope(account=account_id, region=region),
-        )
+        policy = DelegationPolicy.from_mapping(delegation_policy(role_arn, runbooks), POLICY_FILE_NAME)
+        scope = IamScope(account=account_id, region=region)
+        operator_policy, _ = compile_operator_policy(policy, scope)
         operator = _create_user(
             iam,
             name_prefix + OPERATOR_USER,
             {"RunApprovedRunbooks": operator_policy, "DenyDirectEc2": DENY_DIRECT_EC2},
         )
         instance_id = _launch_maintenance_target(admin.client("ec2"))
+        fleet = (
+            provision_fleet(
+                endpoint_url,
+                {**account_admins, account_id: admin_credentials},
+                scope=scope,
+                policy=policy,
+                runbook_files=paths,
+                service_role_name=role_name,
+                image_id=LOCAL_AMI_ID,
+            )
+            if account_admins
+            else None
+        )
     except ClientError as error:
         if error.response["Error"]["Code"] == "EntityAlreadyExists":
             raise StoryError(
@@ -351,17 +379,35 @@ def provision_story(
         maintenance_instance_id=instance_id,
         files=files,
         airflow_env=env,
+        fleet=fleet,
     )
 
 
 def provision_on_server(server: LocalAutomationServer, output_dir: Path, name_prefix: str = "") -> Story:
-    """:func:`provision_story` on a running in-process :class:`LocalAutomationServer`."""
+    """:func:`provision_story` on a running in-process :class:`LocalAutomationServer`, fleet included."""
     return provision_story(
         server.endpoint_url,
         server.admin_credentials,
         output_dir,
         region=server.region,
         name_prefix=name_prefix,
+        account_admins={account: server.admin_credentials_for(account) for account in FLEET_ACCOUNTS},
+    )
+
+
+def fleet_summary(story: Story) -> str:
+    """One line on the fleet accounts: what was set up, or how to get it."""
+    if story.fleet is None:
+        return (
+            f"fleet accounts not provisioned: {FLEET_RUNBOOK} would fail at its first location (start "
+            "ssm-delegate-local with " + " ".join(f"--account {a}" for a in FLEET_ACCOUNTS) + ")"
+        )
+    instances = sum(len(ids) for ids in story.fleet.tagged.values())
+    return (
+        f"fleet: execution role {DEFAULT_EXECUTION_ROLE_NAME} in accounts "
+        f"{', '.join(story.fleet.execution_role_arns)}; "
+        f"{instances} instances tagged PatchGroup={FLEET_PATCH_GROUP} in {len(story.fleet.tagged)} "
+        f"account/Region locations; alarm {FLEET_ALARM}"
     )
 
 
@@ -383,26 +429,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read_admin_credentials(path: Path) -> dict[str, str]:
+ADMIN_KEYS = ("aws_access_key_id", "aws_secret_access_key")
+
+
+def _read_admin_credentials(path: Path) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """The runtime's admin keys; other accounts' under ``accounts`` (``ssm-delegate-local --account``)."""
     try:
         credentials = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise StoryError(f"cannot read admin credentials from {path}: {error}") from error
-    missing = [k for k in ("aws_access_key_id", "aws_secret_access_key") if k not in credentials]
+    missing = [k for k in ADMIN_KEYS if k not in credentials]
     if missing:
         raise StoryError(f"{path} lacks {', '.join(missing)}: write the runtime's admin credentials there")
-    return credentials
+    others = credentials.get("accounts") or {}
+    if not isinstance(others, dict) or not all(
+        isinstance(keys, dict) and all(k in keys for k in ADMIN_KEYS) for keys in others.values()
+    ):
+        raise StoryError(
+            f"{path}: 'accounts' must map account ids to admin keys ({', '.join(ADMIN_KEYS)}), as "
+            "ssm-delegate-local --account writes them"
+        )
+    return {k: credentials[k] for k in ADMIN_KEYS}, {
+        account: {k: keys[k] for k in ADMIN_KEYS} for account, keys in others.items()
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        admin_credentials, account_admins = _read_admin_credentials(args.admin_credentials_file)
         story = provision_story(
             args.endpoint_url,
-            _read_admin_credentials(args.admin_credentials_file),
+            admin_credentials,
             args.output_dir,
             region=args.region,
             name_prefix=args.name_prefix,
+            account_admins=account_admins,
         )
     except StoryError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -410,6 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"operator {story.operator.arn} (denied ec2:*), service role {story.service_role_arn}")
     for runbook in story.runbooks.values():
         print(f"published {runbook.name} version {runbook.version} sha256 {runbook.sha256}")
+    print(fleet_summary(story))
     print(
         f"delegation policy {story.files.policy_file}; Airflow connection and variables in {args.output_dir}"
     )
