@@ -23,6 +23,7 @@ from airflow_ssm_delegate.local.api import (
     AutomationApi,
 )
 from airflow_ssm_delegate.local.authz import AccessDenied, RequestGuard, caller_for, request_scope
+from airflow_ssm_delegate.local.ec2_states import refuse_for_instance_state
 from airflow_ssm_delegate.local.errors import AutomationApiError
 from airflow_ssm_delegate.local.lambda_invoke import invoke_function
 from airflow_ssm_delegate.local.principals import AuthenticationError
@@ -41,6 +42,8 @@ from airflow_ssm_delegate.simclock import SIM_TIME_HEADER, TIME_SCALE_HEADER
 if TYPE_CHECKING:
     from airflow_ssm_delegate.local.clock import SimulatedClock
     from airflow_ssm_delegate.local.identity import Caller
+    from airflow_ssm_delegate.local.principals import AuthenticatedPrincipal
+    from airflow_ssm_delegate.local.resources import Scope
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +137,7 @@ class Gateway:
             log.info("Denied: %s", denied)  # ARNs and actions only, never keys
             return refusal(request.protocol, "denied", str(denied))
         if request.service == "lambda" and request.operation == "Invoke":  # moto would need Docker
-            scope = self.guard.policies.scope  # the function runs in the caller's own account and Region
-            if principal is not None:
-                scope = request_scope(request, principal, scope)
+            scope = self._scope(request, principal)  # the function runs in the caller's account and Region
             endpoint = "/".join(request.url.split("/", 3)[:3])
             return invoke_function(request, endpoint, scope.region, scope.account_id)
         if request.service == "iam" and request.operation in _SIMULATORS:
@@ -148,11 +149,19 @@ class Gateway:
                 request, caller_for(principal, request, self.guard.policies.scope.account_id)
             )
         if request.service == "ssm" and request.operation:  # AWS's public AMI parameters moto lacks
-            scope = self.guard.policies.scope  # in the caller's own account and Region, as moto reads them
-            if principal is not None:
-                scope = request_scope(request, principal, scope)
+            scope = self._scope(request, principal)  # as moto reads them
             provide_public_parameters(request.operation, request.params, scope.account_id, scope.region)
+        if request.service == "ec2" and request.operation:  # state rules moto does not hold
+            scope = self._scope(request, principal)
+            return refuse_for_instance_state(
+                request.operation, request.params, scope.account_id, scope.region
+            )
         return None
+
+    def _scope(self, request: AwsRequest, principal: AuthenticatedPrincipal | None) -> Scope:
+        """The caller's own account and Region (each account is its own world), else the runtime's."""
+        scope = self.guard.policies.scope
+        return scope if principal is None else request_scope(request, principal, scope)
 
     def _execution_tags(self, arn: str) -> dict[str, str]:
         """An Automation execution's tags by ARN (the engine keeps them), for aws:ResourceTag."""
