@@ -3,9 +3,11 @@
 Each test publishes one corpus runbook under its published name (CreateDocument), starts it through
 boto3 under a service role, waits for the end and asserts ``Success`` plus what the runbook is for: the
 instance stopped, the image gone, the bucket key on. AWS's own runbooks come from awslabs/
-aws-systems-manager (the AWS-* documents) and from the Automated Security Response solution, which
-redistributes AWS's AWSConfigRemediation-* documents; the executeScript and loop runbooks are community
-and aws-samples runbooks. Without the corpus the tests skip (see tests/corpus_support.py).
+aws-systems-manager (the AWS-* documents), from ceshihao/ssm-public-documents (a dump of what GetDocument
+returns for AWS's public documents today: the runnable AWS-ResizeInstance and the EBS snapshot ones) and
+from the Automated Security Response solution, which redistributes AWS's AWSConfigRemediation-* documents;
+the executeScript and loop runbooks are community and aws-samples runbooks. Without the corpus the tests
+skip (see tests/corpus_support.py).
 """
 
 from __future__ import annotations
@@ -187,6 +189,81 @@ def test_aws_delete_image_deregisters_it(runner: Runner) -> None:
     assert runner.ec2.describe_images(Filters=[{"Name": "image-id", "Values": [image_id]}])["Images"] == []
 
 
+# ----------------------------------------------------------------------------------------- resize
+
+
+def test_aws_resize_instance_stops_it_changes_the_type_and_starts_it(runner: Runner) -> None:
+    # The first step is a non-critical assertion whose failure jumps to stopInstance: the execution still
+    # ends in Success (isCritical false), with that step shown Failed.
+    instance_id = runner.instance()
+    execution = runner.run("AWS-ResizeInstance", {"InstanceId": instance_id, "InstanceType": "t3.large"})
+    steps = [(s["StepName"], s["StepStatus"]) for s in execution["StepExecutions"]]
+    assert steps == [
+        ("assertInstanceType", "Failed"),
+        ("stopInstance", "Success"),
+        ("resizeInstance", "Success"),
+        ("wait", "Success"),
+        ("startInstance", "Success"),
+    ]
+    instance = runner.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    assert instance["InstanceType"] == "t3.large"
+    assert instance["State"]["Name"] == "running"
+
+
+def test_aws_resize_instance_already_of_that_type_ends_at_the_assertion(runner: Runner) -> None:
+    instance_id = runner.instance()
+    described = runner.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    execution = runner.run(
+        "AWS-ResizeInstance", {"InstanceId": instance_id, "InstanceType": described["InstanceType"]}
+    )
+    steps = [(s["StepName"], s["StepStatus"]) for s in execution["StepExecutions"]]
+    assert steps == [("assertInstanceType", "Success")]  # isEnd: never stopped
+    assert runner.state_of(instance_id) == "running"
+
+
+# ------------------------------------------------------------------------------------ EBS snapshots
+
+
+def volume(runner: Runner) -> str:
+    return str(runner.ec2.create_volume(AvailabilityZone="us-east-1a", Size=8)["VolumeId"])
+
+
+def test_aws_create_snapshot_creates_a_completed_snapshot_of_the_volume(runner: Runner) -> None:
+    volume_id = volume(runner)
+    execution = runner.run("AWS-CreateSnapshot", {"VolumeId": volume_id, "Description": "corpus e2e"})
+    [snapshot_id] = step_outputs(execution, "createSnapshot")["Payload"]
+    assert execution["Outputs"]["createSnapshot.Payload"] == [snapshot_id]
+    snapshot = runner.ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0]
+    assert (snapshot["VolumeId"], snapshot["State"]) == (volume_id, "completed")
+    assert snapshot["Description"] == "corpus e2e"
+
+
+def test_aws_delete_snapshot_deletes_it(runner: Runner) -> None:
+    snapshot_id = runner.ec2.create_snapshot(VolumeId=volume(runner))["SnapshotId"]
+    runner.run("AWS-DeleteSnapshot", {"SnapshotId": snapshot_id})
+    found = runner.ec2.describe_snapshots(Filters=[{"Name": "snapshot-id", "Values": [snapshot_id]}])
+    assert found["Snapshots"] == []
+
+
+def test_aws_copy_snapshot_copies_it_through_its_stack_and_function(runner: Runner) -> None:
+    # createStack (a Lambda function and its role from an inline template), invoke it, delete the stack.
+    volume_id = volume(runner)
+    source = runner.ec2.create_snapshot(VolumeId=volume_id)["SnapshotId"]
+    execution = runner.run(
+        "AWS-CopySnapshot", {"SnapshotId": source, "SourceRegion": "us-east-1", "Description": "corpus copy"}
+    )
+    [payload] = execution["Outputs"]["copySnapshot.Payload"]
+    copy_id = json.loads(payload)["SnapshotId"]
+    assert copy_id != source
+    copy = runner.ec2.describe_snapshots(SnapshotIds=[copy_id])["Snapshots"][0]
+    assert copy["Description"] == "corpus copy"
+    # A deleted stack is described by id only, not by name: find it among the deleted ones.
+    stack_name = f"CopySnapshotStack{execution['AutomationExecutionId']}"
+    cloudformation = client_for(runner.server, "cloudformation")
+    deleted = cloudformation.list_stacks(StackStatusFilter=["DELETE_COMPLETE"])["StackSummaries"]
+    assert stack_name in [stack["StackName"] for stack in deleted]
+
+
 # ------------------------------------------------------- AWS-specific parameter types / Config rules
 
 
@@ -296,7 +373,7 @@ def test_config_remediation_set_iam_password_policy_with_integer_patterns(runner
 
 
 def test_asr_encrypt_rds_snapshot_creates_the_encrypted_copy_and_drops_the_source(runner: Runner) -> None:
-    # The corpus's published snapshot-creating runbook (the EBS ones, AWS-CreateSnapshot, is in source form).
+    # An RDS snapshot, copied encrypted (the EBS ones are AWS-CreateSnapshot / AWS-CopySnapshot above).
     rds = client_for(runner.server, "rds")
     instance = unique("corpus-db")
     rds.create_db_instance(
