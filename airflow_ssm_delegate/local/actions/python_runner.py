@@ -96,11 +96,14 @@ class PythonRun:
 
     def result(self) -> dict[str, Any] | None:
         """The host's result once the process ended; raises StepFailure (timed out) past the limit."""
+        path = self.workdir / "result.json"
+        overdue = time.monotonic() - self.started > self.limit
         if self.process.poll() is None:
-            if time.monotonic() - self.started <= self.limit:
+            if not overdue:
                 return None
             self.process.kill()
             self.process.wait()
+        if overdue and not path.exists():  # stopped by us, or by the host's own alarm before we looked
             output = self.output()
             self._finalizer()
             raise StepFailure(
@@ -109,7 +112,6 @@ class PythonRun:
                 "Action",
                 timed_out=True,
             )
-        path = self.workdir / "result.json"
         if path.exists():
             result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         else:
