@@ -23,7 +23,7 @@ from airflow_ssm_delegate.policy import AUDIT_TAG_KEYS
 from tests.fixtures.airflow_stack import ManagedProcess, StackError, free_port, wait_until
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterator, Sequence
+    from collections.abc import Collection, Iterable, Iterator, Sequence
 
     from airflow_ssm_delegate.local.story import Story
     from tests.fixtures.airflow_stack import AirflowStack
@@ -99,7 +99,8 @@ class LocalRuntime:
 
     def provision_story(self, output_dir: Path, extra_runbooks: Sequence[Path] = ()) -> Story:
         """The delegated-administration story (operator denied ec2:*, service role, runbooks, policy),
-        with ``extra_runbooks`` (``<DocumentName>.yaml`` files) approved alongside the bundled ones."""
+        with ``extra_runbooks`` (``<DocumentName>.yaml`` files) approved alongside the bundled ones; the
+        fleet accounts too when the runtime was started with them (``local_runtime(accounts=...)``)."""
         from airflow_ssm_delegate.local.story import provision_story
 
         return provision_story(
@@ -108,18 +109,25 @@ class LocalRuntime:
             output_dir,
             region=self.region,
             extra_runbooks=extra_runbooks,
+            account_admins=self.account_admins,
         )
 
     def executions(self, document_name: str) -> list[dict[str, Any]]:
         """Every execution of ``document_name`` (AutomationExecutionMetadata items, all pages)."""
+        found = self._described("DocumentNamePrefix", document_name)
+        return [e for e in found if e.get("DocumentName") == document_name]
+
+    def children(self, parent_id: str) -> list[dict[str, Any]]:
+        """The child executions of a rate-controlled or multi-location ``parent_id`` (all pages)."""
+        return self._described("ParentExecutionId", parent_id)
+
+    def _described(self, key: str, value: str) -> list[dict[str, Any]]:
         ssm = self.client("ssm")
         found: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"Filters": [{"Key": "DocumentNamePrefix", "Values": [document_name]}]}
+        kwargs: dict[str, Any] = {"Filters": [{"Key": key, "Values": [value]}]}
         while True:
             page = ssm.describe_automation_executions(**kwargs)
-            found.extend(
-                e for e in page["AutomationExecutionMetadataList"] if e.get("DocumentName") == document_name
-            )
+            found.extend(page["AutomationExecutionMetadataList"])
             if not page.get("NextToken"):
                 return found
             kwargs["NextToken"] = page["NextToken"]
@@ -210,6 +218,16 @@ def instance_tags(runtime: LocalRuntime, instance_id: str) -> dict[str, str]:
     reservations = runtime.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
     instance = reservations[0]["Instances"][0]
     return {tag["Key"]: tag["Value"] for tag in instance.get("Tags", [])}
+
+
+def most_at_once(spans: Iterable[tuple[float, float]]) -> int:
+    """The most half-open ``[start, end)`` spans that cover one instant (an end frees its place first)."""
+    events = sorted((moment, delta) for start, end in spans for moment, delta in ((start, 1), (end, -1)))
+    most = current = 0
+    for _, delta in events:
+        current += delta
+        most = max(most, current)
+    return most
 
 
 def wait_for_execution_status(

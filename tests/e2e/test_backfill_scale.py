@@ -34,13 +34,14 @@ from tests.e2e.support import (
     LocalRuntime,
     install_fast_polling,
     local_runtime,
+    most_at_once,
     set_automation_pool,
     story_env,
 )
 from tests.fixtures.airflow_stack import AirflowStack, StackFactory, wait_until, write_dags
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterator
 
 # 300 intervals take minutes even on an idle 2-core machine (each task is two worker processes: start and
 # resume); on a shared, loaded one, longer than pytest's default 600 s timeout.
@@ -136,16 +137,6 @@ class PoolSampler:
         self.max_holding = max(self.max_holding, sum(counts.get(state, 0) for state in HOLDING_STATES))
         self.deferred_seen |= counts.get("deferred", 0) > 0
         self.samples += 1
-
-
-def most_at_once(spans: Iterable[tuple[float, float]]) -> int:
-    """The most half-open ``[start, end)`` spans that cover one instant (an end frees its place first)."""
-    events = sorted((moment, delta) for start, end in spans for moment, delta in ((start, 1), (end, -1)))
-    most = current = 0
-    for _, delta in events:
-        current += delta
-        most = max(most, current)
-    return most
 
 
 @pytest.fixture(scope="module")
