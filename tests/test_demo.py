@@ -42,6 +42,10 @@ def test_make_demo_runs_the_story_through_airflow_and_reports_success(tmp_path: 
         "bypass: boto3 StartAutomationExecution of Unapproved (not in the delegation policy) with the "
         "operator's keys refused by IAM (AccessDeniedException)"
     ) in output
+    # the fleet example's accounts are provisioned too (make airflow triggers fleet_patch_maintenance there)
+    assert re.search(
+        r"fleet: execution role \S+ in accounts 111122223333, 444455556666; 12 instances", output
+    )
     launch = re.search(r"execution (\S+) Success; started by (\S+) under role (\S+)", output)
     assert launch, output
     assert launch.group(2).endswith(":user/airflow-operator")
