@@ -397,7 +397,8 @@ class AutomationEngine:
     ) -> str:
         """Validate, authorise and admit one execution (``target``: a rate-control child's target value;
         ``placement``: a TargetLocations child's account, Region and execution role, inherited by its own
-        children, started by the service with no further check of the caller's IAM)."""
+        children). Children of both kinds are started by the service: the caller's IAM was checked once,
+        at the parent's start (with its tags), and is not asked again per child."""
         if not isinstance(request, dict):
             raise AutomationApiError("ValidationException", "The request body must be a JSON object.")
         name = request.get("DocumentName")
@@ -417,10 +418,11 @@ class AutomationEngine:
         version = request.get("DocumentVersion")
         tag_map = {tag["Key"]: tag["Value"] for tag in tags}
         placement = placement or (parent.placement if parent is not None else None)
+        by_service = placement is not None or target is not None
         document_name, document_version, runbook = (
-            self._load_authorized(caller, name, version, tag_map)
-            if placement is None
-            else self.load_document(name, version)  # the runbook as the starting account shares it
+            self.load_document(name, version)  # the parent's runbook (as the starting account shares it)
+            if by_service
+            else self._load_authorized(caller, name, version, tag_map)
         )
         _check_supported_actions(runbook)
         located = plan_locations(request, runbook, self.account_id, self.region, nested=placement is not None)
@@ -433,7 +435,7 @@ class AutomationEngine:
         role_arn = _role_arn(runbook, values)
         if located is not None:
             role_arn = located.administration_role(role_arn, self.account_id)
-        if placement is None:  # the concrete version again, and iam:PassRole on the role the parameters name
+        if not by_service:  # the concrete version again, and iam:PassRole on the role the parameters name
             self.authorizer.authorize_start(caller, document_name, document_version, role_arn, tag_map)
         token = request.get("ClientToken")
         fingerprint = _request_fingerprint(request, caller)
