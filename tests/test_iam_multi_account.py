@@ -15,7 +15,7 @@ import yaml
 
 from airflow_ssm_delegate.cli import main
 from tests.accounts_support import PROBE, child_of, client, create_role, new_account, wait
-from tests.fixtures.local_runtime import unique
+from tests.fixtures.local_runtime import new_alarm, unique
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -241,16 +241,7 @@ def test_the_administration_role_reads_the_required_alarm(
         "Resource": f"arn:aws:cloudwatch:{REGION}:{HOME}:alarm:{alarm}",
     }
     admin_arn = deploy(local_server, policies, admin, execution, accounts)
-    client(local_server, "cloudwatch", local_server.admin_credentials).put_metric_alarm(
-        AlarmName=alarm,
-        MetricName="Errors",
-        Namespace="Fleet",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1.0,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-    )
+    new_alarm(client(local_server, "cloudwatch", local_server.admin_credentials), state=None, name=alarm)
     configuration = {
         "Alarms": [{"Name": alarm}]
     }  # polled as the administration role; unreadable would stop it

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_ssm_delegate.local.alarms import POLL_SECONDS
-from tests.fixtures.local_runtime import SSM_TRUST, unique
+from tests.fixtures.local_runtime import SSM_TRUST, new_alarm, unique
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -49,22 +49,6 @@ def publish(ssm: Any, steps: list[dict[str, Any]], assume_role: str | None = Non
     if assume_role:
         body["assumeRole"] = assume_role
     ssm.create_document(Name=name, Content=json.dumps(body), DocumentType="Automation", DocumentFormat="JSON")
-    return name
-
-
-def new_alarm(cloudwatch: Any, state: str = "OK") -> str:
-    name = unique("guard")
-    cloudwatch.put_metric_alarm(
-        AlarmName=name,
-        MetricName="Errors",
-        Namespace="Fleet",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1.0,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-    )
-    cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason="test")
     return name
 
 
