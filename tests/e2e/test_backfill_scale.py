@@ -46,12 +46,7 @@ if TYPE_CHECKING:
 # 300 intervals take minutes even on an idle 2-core machine (each task is two worker processes: start and
 # resume); on a shared, loaded one, longer than pytest's default 600 s timeout.
 BACKFILL_TIMEOUT = 1500
-# its own xdist worker: beside the other stack tests, not after them (it is the longest test by far)
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.timeout(BACKFILL_TIMEOUT + 300),
-    pytest.mark.xdist_group("backfill-scale"),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(BACKFILL_TIMEOUT + 300)]
 
 INTERVALS = 300
 DAG_ID = "e2e_backfill_scale"
