@@ -19,9 +19,17 @@ CELL_TESTS ?= tests/test_operator.py tests/test_trigger.py tests/test_sensor.py 
 	tests/e2e/test_dags_test.py
 # The oldest minor re-attaches without a task state store: its in-process and process-level fault tests.
 CELL_TESTS_3.0 ?= tests/test_faults.py tests/e2e/test_kill_reattach.py
-# `make demo AIRFLOW_VERSION=3.0.6` runs the demo in the matrix cell of that version.
+# `make demo AIRFLOW_VERSION=3.0.6` runs the demo in the matrix cell of that version; `make demo DEPS=lowest`
+# in the cell with every direct dependency at the lowest version pyproject.toml allows.
 AIRFLOW_VERSION ?=
-DEMO_CELL := $(if $(AIRFLOW_VERSION),$(basename $(AIRFLOW_VERSION)),$(NEWEST))
+DEPS ?=
+ifneq ($(filter-out lowest,$(DEPS)),)
+$(error DEPS=$(DEPS) is not a matrix cell; use DEPS=lowest, or AIRFLOW_VERSION=X for another Airflow)
+endif
+ifneq ($(and $(DEPS),$(AIRFLOW_VERSION)),)
+$(error DEPS=lowest fixes Airflow at its lowest allowed version; leave AIRFLOW_VERSION unset)
+endif
+DEMO_CELL := $(if $(DEPS),lowest,$(if $(AIRFLOW_VERSION),$(basename $(AIRFLOW_VERSION)),$(NEWEST)))
 DEMO_VENV := $(if $(filter $(NEWEST),$(DEMO_CELL)),$(VENV),.venv-$(DEMO_CELL))
 ifneq ($(AIRFLOW_VERSION),)
 ifeq ($(shell grep -sx 'apache-airflow==$(AIRFLOW_VERSION)' constraints/constraints-$(DEMO_CELL).txt),)
