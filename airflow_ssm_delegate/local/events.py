@@ -27,6 +27,7 @@ import functools
 import json
 import logging
 import queue
+import re
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -246,6 +247,9 @@ def setup_demo_events(story: Any, conn_id: str, env: dict[str, str]) -> tuple[st
     return queue_url, connection_env_with_queue(env, conn_id, queue_url)
 
 
+# A log record's prefix, as Airflow minors write it: "time [level] " (structlog, 3.1+), "[time] ", or
+# "[time] {file.py:N} LEVEL - " (3.0's task log of a deferred task).
+_LOG_PREFIX = re.compile(r"^(?:\S{10,40} )?\[[^\]]{0,60}\] (?:\{[^}]{0,80}\} [A-Z]+ - )?")
 _PROGRESS = ("Watching automation execution", "Step ", "Automation execution ", "  ", "The events queue")
 
 
@@ -253,7 +257,7 @@ def progress_lines(task_log: str) -> list[str]:
     """The watch's progress lines in a task log (what the demo shows): steps, the end, the summary."""
     lines = []
     for raw in task_log.splitlines():
-        text = raw.split("] ", 1)[-1] if "] " in raw[:60] else raw  # drop a log prefix if any
+        text = _LOG_PREFIX.sub("", raw, count=1)
         text = text.split(" [airflow_ssm_delegate.", 1)[0].rstrip()
         if text.startswith(_PROGRESS) and ("Step " in text or "execution" in text or "(aws:" in text):
             lines.append(text)
