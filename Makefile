@@ -14,13 +14,14 @@ UV := $(BIN)/uv
 UV_INSTALL := $(UV) pip install -q --compile-bytecode
 NEWEST := 3.3
 MATRIX_CELLS ?= 3.0 3.1 3.2 lowest
-# What each matrix cell runs: the Airflow-facing unit tests (fast, no slow marker in these files) and the
-# `airflow dags test` story; the oldest minor also runs the process-level kill/re-attach test.
+# What each matrix cell runs: the Airflow-facing unit tests (fast, no slow marker in these files), the
+# `airflow dags test` story and `make demo` itself; the oldest minor also runs the process-level
+# kill/re-attach test.
 CELL_TESTS ?= tests/test_operator.py tests/test_trigger.py tests/test_sensor.py tests/test_hook.py \
 	tests/test_links.py tests/test_idempotency.py tests/test_faults_retry.py tests/test_cluster_policy.py \
 	tests/test_policy.py tests/test_dags_import.py tests/test_documents_operator.py tests/test_provider_info.py \
 	tests/test_compat.py tests/test_compat_reattach.py \
-	tests/e2e/test_dags_test.py
+	tests/e2e/test_dags_test.py tests/test_demo.py tests/test_progress_lines.py
 # The oldest minor re-attaches without a task state store: its in-process and process-level fault tests.
 CELL_TESTS_3.0 ?= tests/test_faults.py tests/e2e/test_kill_reattach.py
 # `make demo AIRFLOW_VERSION=3.0.6` runs the demo in the matrix cell of that version; `make demo DEPS=lowest`
